@@ -1,0 +1,55 @@
+# Every target installs what it needs first: a fresh clone needs only python3 (>=3.11) and npm.
+SHELL := /bin/bash
+.DEFAULT_GOAL := synth
+
+PYTHON_BOOTSTRAP ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+NODE_BIN := $(CURDIR)/node_modules/.bin
+# jsii and the cdktf CLI run on the Node 22 pinned in package.json, not the system Node.
+export JSII_NODE := $(NODE_BIN)/node
+export PATH := $(NODE_BIN):$(PATH)
+
+ENV ?= dev
+
+.PHONY: synth cdktf-synth test lint typecheck pytest snapshot-update bench watch \
+        run-function publish clean install
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt function_src/requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## synth: synthesize every environment in config/ into cdktf.out/stacks/<env>/cdk.tf.json
+synth: install
+	$(PY) main.py
+
+## cdktf-synth: the same through the real cdktf CLI (reads cdktf.json)
+cdktf-synth: install
+	npx --no-install cdktf synth --output cdktf.out
+
+## test: lint, type-check and the whole pytest suite
+test: install lint typecheck pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+pytest: install
+	$(PY) -m pytest
+
+## snapshot-update: refresh the syrupy snapshots after an intended change
+snapshot-update: install
+	$(PY) -m pytest tests/test_snapshots.py --snapshot-update
+
+clean:
+	rm -rf cdktf.out .pytest_cache .mypy_cache .ruff_cache
