@@ -1,0 +1,1 @@
+"""The workflow handler's modules (stdlib-only at import time; see docs/handler.md)."""
