@@ -1,0 +1,227 @@
+"""Property-based fuzzing (hypothesis) of the envelope parser and of the whole request logic,
+in process, with scripted fake APIs. Bounded examples and no deadline flakiness: quick."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from handler_envelopes import make_envelope, rfc3339
+from handler_standins import _job_problem, _publish_problem, handler_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from workflow_handler import events
+from workflow_handler.app import WorkflowHandler
+from workflow_handler.events import PermanentError
+from workflow_handler.google_apis import ApiResponse
+from workflow_handler.settings import load_settings
+
+FUZZ = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+SETTINGS = load_settings(handler_env(None, None))
+NOW = 1_800_000_000.0
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+event_types = st.sampled_from(
+    ["model.train", "model.retrain", "predict.batch", "model.eval", "Model.train", "x", ""]
+)
+texts = st.text(max_size=40)
+
+
+@st.composite
+def events_json(draw: st.DrawFn) -> Any:
+    """Mostly event-shaped objects, with every field sometimes wrong or missing."""
+    obj: dict[str, Any] = {}
+    if draw(st.booleans()) or draw(st.booleans()):
+        obj["type"] = draw(event_types | json_values)
+    if draw(st.booleans()) or draw(st.booleans()):
+        obj["payload"] = draw(st.dictionaries(st.text(max_size=8), json_values, max_size=4))
+    if draw(st.booleans()):
+        obj["payload"] = draw(json_values)
+    if draw(st.booleans()):
+        obj["correlation_id"] = draw(texts | json_values)
+    if draw(st.integers(0, 9)) == 0:
+        obj[draw(st.text(max_size=5))] = draw(json_values)
+    return obj if draw(st.integers(0, 9)) else draw(json_values)
+
+
+@st.composite
+def message_data(draw: st.DrawFn) -> str:
+    choice = draw(st.integers(0, 5))
+    if choice == 0:
+        return draw(st.text(max_size=30))  # probably not base64
+    if choice == 1:
+        return base64.b64encode(draw(st.binary(max_size=60))).decode()
+    return base64.b64encode(json.dumps(draw(events_json())).encode()).decode()
+
+
+@st.composite
+def envelopes(draw: st.DrawFn) -> bytes:
+    """Push envelopes: valid skeletons with fields mutated, dropped or replaced."""
+    envelope = make_envelope(
+        data=b"{}",
+        message_id=draw(st.sampled_from(["1", "123456789012345"]) | st.text(max_size=20)),
+        attributes=draw(st.dictionaries(texts, texts, max_size=3)),
+        publish_time=rfc3339(NOW - draw(st.integers(-100, 100_000))),
+        delivery_attempt=draw(st.none() | st.integers(-1, 200)),
+    )
+    message = envelope["message"]
+    message["data"] = draw(message_data())
+    for key in ("data", "attributes", "messageId", "message_id", "publishTime", "publish_time"):
+        mutation = draw(st.integers(0, 12))
+        if mutation == 0:
+            message.pop(key, None)
+        elif mutation == 1:
+            message[key] = draw(json_values)
+    for key in ("subscription", "deliveryAttempt"):
+        mutation = draw(st.integers(0, 12))
+        if mutation == 0:
+            envelope.pop(key, None)
+        elif mutation == 1:
+            envelope[key] = draw(json_values)
+    if draw(st.integers(0, 15)) == 0:
+        return json.dumps(draw(json_values)).encode()
+    if draw(st.integers(0, 15)) == 0:
+        return draw(st.binary(max_size=80))
+    return json.dumps(envelope).encode()
+
+
+@dataclass
+class FakeApis:
+    """Records calls; answers from a script (default: everything succeeds)."""
+
+    create_status: int = 200
+    get_status: int = 200
+    publish_status: int = 200
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> ApiResponse:
+        body = {"messages": [{"data": base64.b64encode(data).decode(), "attributes": attributes}]}
+        self.calls.append(("publish", (topic, data, dict(attributes))))
+        problem = _publish_problem(json.loads(json.dumps(body)))
+        assert problem is None, problem  # the handler never sends what Pub/Sub would reject
+        return ApiResponse(self.publish_status, {"messageIds": ["9"]}, "publish")
+
+    def create_pipeline_job(self, job_id: str, body: Mapping[str, Any]) -> ApiResponse:
+        self.calls.append(("create", (job_id, body)))
+        assert events.PIPELINE_JOB_ID_RE.match(job_id), job_id
+        assert _job_problem(json.loads(json.dumps(body))) is None
+        error = {"error": {"status": "ALREADY_EXISTS"}} if self.create_status == 409 else {}
+        return ApiResponse(self.create_status, error or {"name": f"jobs/{job_id}"}, "create")
+
+    def get_pipeline_job(self, job_id: str) -> ApiResponse:
+        self.calls.append(("get", job_id))
+        return ApiResponse(self.get_status, {"name": f"jobs/{job_id}"}, "get")
+
+
+def new_handler(apis: FakeApis, lines: list[tuple[str, str, dict[str, Any]]]) -> WorkflowHandler:
+    return WorkflowHandler(
+        SETTINGS,
+        apis,
+        clock=lambda: NOW,
+        log=lambda severity, message, **fields: lines.append((severity, message, fields)),
+    )
+
+
+@FUZZ
+@given(st.binary(max_size=200) | envelopes())
+def test_parse_push_envelope_only_raises_envelope_errors(body: bytes) -> None:
+    try:
+        message = events.parse_push_envelope(body)
+    except events.EnvelopeError as exc:
+        assert exc.code in {"not_a_push_envelope", "bad_envelope"}
+        assert isinstance(exc.salvage.data, bytes)
+    else:
+        assert message.message_id and message.publish_time.tzinfo is not None
+
+
+@FUZZ
+@given(st.binary(max_size=200) | st.builds(lambda v: json.dumps(v).encode(), events_json()))
+def test_decode_event_only_raises_permanent_errors(data: bytes) -> None:
+    try:
+        event = events.decode_event(data)
+    except PermanentError as exc:
+        assert exc.code in {"bad_utf8", "bad_json", "schema_violation"}
+    else:
+        assert events.is_event_type(event.type) and isinstance(event.payload, dict)
+        assert events.decode_event(events.encode_event(event)) == event
+
+
+@FUZZ
+@given(envelopes())
+def test_handler_never_crashes_and_answers_as_documented(body: bytes) -> None:
+    apis, lines = FakeApis(), []
+    reply = new_handler(apis, lines).handle("POST", body)
+
+    if body == b"":
+        assert (reply.status, reply.body["outcome"]) == (400, "empty_body")
+        return
+    assert reply.status == 200, (reply, lines)  # with healthy APIs every request is acked
+    ((severity, _, fields),) = lines  # exactly one log line per request
+    assert severity in {"INFO", "WARNING"}
+    assert "stack_trace" not in fields
+    outcome = reply.body["outcome"]
+    kinds = [kind for kind, _ in apis.calls]
+    if outcome == "started":
+        assert kinds == ["create", "publish"]
+        assert apis.calls[1][1][0] == SETTINGS.results_topic
+    elif outcome == "dead_lettered":
+        assert kinds in (["publish"], ["create", "publish"])
+        topic, _, attributes = apis.calls[-1][1]
+        assert topic == SETTINGS.dead_letter_topic
+        assert attributes["error"] == reply.body["error"] in events.ERROR_CODES
+    else:
+        assert outcome == "dropped_stale" and kinds == []
+
+
+@FUZZ
+@given(
+    envelopes(),
+    st.sampled_from([200, 400, 401, 403, 404, 409, 429, 500, 503, 0]),
+    st.sampled_from([200, 404, 503, 0]),
+    st.sampled_from([200, 400, 403, 500, 503, 0]),
+)
+def test_handler_with_failing_apis_acks_or_asks_for_a_retry(
+    body: bytes, create: int, get: int, publish: int
+) -> None:
+    apis, lines = FakeApis(create, get, publish), []
+    reply = new_handler(apis, lines).handle("POST", body)
+    assert reply.status in ({400} if body == b"" else {200, 503}), (reply, lines)
+    assert len(lines) == 1 and "stack_trace" not in lines[0][2]
+    if reply.status == 503:
+        assert reply.body["outcome"] == "retry"
+    # a job is never created twice within one delivery
+    assert [kind for kind, _ in apis.calls].count("create") <= 1
+
+
+@FUZZ
+@given(st.text(max_size=300), st.text(min_size=1, max_size=300))
+def test_pipeline_job_id_is_always_valid_and_deterministic(workflow: str, message_id: str) -> None:
+    job_id = events.pipeline_job_id(workflow, message_id)
+    assert events.PIPELINE_JOB_ID_RE.match(job_id)
+    assert job_id == events.pipeline_job_id(workflow, message_id)
+
+
+@FUZZ
+@given(st.text(min_size=1, max_size=60), st.text(min_size=1, max_size=60))
+def test_distinct_message_ids_get_distinct_job_ids(first: str, second: str) -> None:
+    if first != second:
+        assert events.pipeline_job_id("w", first) != events.pipeline_job_id("w", second)
+
+
+@FUZZ
+@given(st.text(max_size=200))
+def test_label_values_are_always_valid(value: str) -> None:
+    label = events.label_value(value)
+    assert len(label) <= 63 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789_-" for c in label)

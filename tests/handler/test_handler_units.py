@@ -1,0 +1,371 @@
+"""Unit tests of the handler's pure functions: the event contract, the envelope parser, the
+identifiers and labels it derives, the configuration loader and the error classification."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from handler_envelopes import b64, event_data, make_envelope
+from handler_standins import FUNCTION_SOURCE, ROUTES, handler_env
+from workflow_handler import events, google_apis, logs
+from workflow_handler.events import Event, PermanentError
+from workflow_handler.settings import ConfigError, load_settings
+
+# --- the event contract -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "event_type", ["model.train", "predict.batch", "a.b", "model.retrain_v2", "x1.y2.z3"]
+)
+def test_valid_event_types(event_type: str) -> None:
+    assert events.is_event_type(event_type)
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["", "model", "Model.train", "model.", ".model", "model..train", "1model.x", "model.train-x",
+     "model. train", "a." + "b" * 127, None, 5, ["model.train"]],
+)  # fmt: skip
+def test_invalid_event_types(event_type: Any) -> None:
+    assert not events.is_event_type(event_type)
+
+
+def test_decode_event_accepts_the_contract() -> None:
+    data = b'{"type": "model.train", "payload": {"n": 1}, "correlation_id": "c"}'
+    assert events.decode_event(data) == Event("model.train", {"n": 1}, "c")
+    assert events.decode_event(b'{"type":"a.b","payload":{}}') == Event("a.b", {}, None)
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"\xff", "bad_utf8"),
+        (b"", "bad_json"),
+        (b'{"type":"a.b","payload":{"x":NaN}}', "bad_json"),
+        (b'{"type":"a.b","payload":{},"payload":{}}', "bad_json"),
+        (b"[" * 100_000, "bad_json"),
+        (b"[]", "schema_violation"),
+        (b'{"type":"a.b"}', "schema_violation"),
+        (b'{"payload":{}}', "schema_violation"),
+        (b'{"type":"a.b","payload":{},"x":1}', "schema_violation"),
+        (b'{"type":"a.b","payload":{},"correlation_id":""}', "schema_violation"),
+    ],
+)
+def test_decode_event_rejections(data: bytes, code: str) -> None:
+    with pytest.raises(PermanentError) as info:
+        events.decode_event(data)
+    assert info.value.code == code
+    assert info.value.detail
+
+
+def test_schema_violation_names_unknown_keys() -> None:
+    with pytest.raises(PermanentError, match="extra"):
+        events.validate_event({"type": "a.b", "payload": {}, "extra": 1})
+
+
+def test_encode_event_round_trips_and_is_canonical() -> None:
+    event = Event("workflow.started", {"b": 1, "a": "é"}, "c-1")
+    encoded = events.encode_event(event)
+    assert (
+        encoded
+        == '{"correlation_id":"c-1","payload":{"a":"é","b":1},"type":"workflow.started"}'.encode()
+    )
+    assert events.decode_event(encoded) == event
+    assert events.event_attributes(event, workflow="w") == {
+        "event_type": "workflow.started",
+        "correlation_id": "c-1",
+        "workflow": "w",
+    }
+
+
+def test_attributes_must_agree_with_the_event() -> None:
+    event = Event("model.train", {}, "c")
+    events.check_attributes_agree(event, {"event_type": "model.train", "correlation_id": "c"})
+    events.check_attributes_agree(event, {"other": "x"})
+    for attributes in ({"event_type": "model.retrain"}, {"correlation_id": "d"}):
+        with pytest.raises(PermanentError):
+            events.check_attributes_agree(event, attributes)
+
+
+# --- the push envelope --------------------------------------------------------------------------
+
+
+def test_parse_push_envelope() -> None:
+    envelope = make_envelope(event_data(), message_id="77", attributes={"a": "b"})
+    envelope["message"]["publishTime"] = "2026-03-01T12:00:00.123456789Z"
+    envelope["deliveryAttempt"] = 3
+    message = events.parse_push_envelope(json.dumps(envelope).encode())
+    assert message.message_id == "77"
+    assert message.attributes == {"a": "b"}
+    assert message.publish_time == datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    assert message.delivery_attempt == 3
+    assert message.subscription == "projects/test-project/subscriptions/train-model-push"
+    assert json.loads(events.decode_message_data(message)) == event_data()
+
+
+def test_envelope_with_only_snake_case_fields_and_no_optional_ones() -> None:
+    body = {"message": {"message_id": "1", "publish_time": "2026-01-01T00:00:00Z"}}
+    message = events.parse_push_envelope(json.dumps(body).encode())
+    assert message.message_id == "1" and message.data_b64 == "" and message.attributes == {}
+    assert message.subscription is None and message.delivery_attempt is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-02T03:04:05Z", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2026-01-02t03:04:05.5z", datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=UTC)),
+        (
+            "2026-01-02T03:04:05.123+02:00",
+            datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=timezone(timedelta(hours=2))),
+        ),
+        (
+            "2026-01-02T03:04:05-05:30",
+            datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
+        ),
+    ],
+)
+def test_parse_rfc3339(text: str, expected: datetime) -> None:
+    assert events.parse_rfc3339(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "2026-01-02", "2026-01-02T03:04:05", "2026-13-01T00:00:00Z", "2026-01-02T03:04:60Z",
+     "2026-01-02T03:04:05.1234567890Z", "2026-01-02T03:04:05+24:00", " 2026-01-02T03:04:05Z"],
+)  # fmt: skip
+def test_parse_rfc3339_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        events.parse_rfc3339(text)
+
+
+def test_salvage_prefers_the_decoded_message_data() -> None:
+    envelope = {"message": {"data": b64(b"payload"), "attributes": {"k": "v"}, "messageId": "9"}}
+    salvage = events.salvage_request(b"raw", envelope)
+    assert (salvage.data, salvage.data_source) == (b"payload", "message_data")
+    assert salvage.attributes == {"k": "v"} and salvage.message_id == "9"
+    broken = events.salvage_request(b"raw", {"message": {"data": "%%%", "attributes": [1]}})
+    assert (broken.data, broken.data_source, broken.attributes) == (b"raw", "request_body", {})
+
+
+# --- identifiers, labels, dead-letter attributes ------------------------------------------------
+
+
+def test_pipeline_job_id_keeps_numeric_message_ids_readable() -> None:
+    assert events.pipeline_job_id("train-model", "1234567890") == "train-model-1234567890"
+    assert events.pipeline_job_id("Train_Model", "1") == "train-model-1"
+    assert events.pipeline_job_id("9lives", "1") == "wf-9lives-1"
+
+
+def test_pipeline_job_id_hashes_other_message_ids_deterministically() -> None:
+    first = events.pipeline_job_id("w", "abc")
+    assert first == events.pipeline_job_id("w", "abc")
+    assert first != events.pipeline_job_id("w", "abd")
+    assert first.startswith("w-h") and events.PIPELINE_JOB_ID_RE.match(first)
+    # a digit string that is too long is hashed too, and cannot collide with a readable one
+    long_id = "1" * 41
+    assert events.pipeline_job_id("w", long_id).startswith("w-h")
+    # different workflows never share a job id for the same message
+    assert events.pipeline_job_id("a", "1") != events.pipeline_job_id("b", "1")
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [("model.train", "model-train"), ("Order-42/A", "order-42-a"), ("x" * 70, "x" * 63),
+     ("snake_case", "snake_case"), ("ünï", "-n-")],
+)  # fmt: skip
+def test_label_value(value: str, label: str) -> None:
+    assert events.label_value(value) == label
+
+
+def test_effective_correlation_id() -> None:
+    assert events.effective_correlation_id(Event("a.b", {}, "c"), "1") == "c"
+    assert events.effective_correlation_id(Event("a.b", {}, None), "1") == "1"
+    hashed = events.effective_correlation_id(Event("a.b", {}, None), "x" * 500)
+    assert hashed.startswith("msg-") and events.is_correlation_id(hashed)
+
+
+def test_dead_letter_attributes_respect_pubsub_limits() -> None:
+    original = {f"k{i:03}": "v" for i in range(120)}
+    original.update({"googclient_schemaname": "s", "error": "mine", "big": "é" * 2000})
+    ours = {"error": "bad_json", "error_detail": "d" * 5000, "workflow": "w"}
+    attributes, dropped = events.dead_letter_attributes(original, ours)
+    assert len(attributes) <= 100
+    assert attributes["error"] == "bad_json"  # ours win
+    assert len(attributes["error_detail"].encode()) == 1024
+    assert len(attributes["big"].encode()) <= 1024
+    assert "googclient_schemaname" not in attributes
+    assert dropped > 0 and attributes["dropped_attributes"] == str(dropped)
+    assert all(not key.startswith("goog") for key in attributes)
+
+
+def test_truncate_utf8_never_splits_a_character() -> None:
+    assert events.truncate_utf8("é" * 10, 5) == "éé"  # 4 bytes, not half a character
+    assert events.truncate_utf8("aé" * 10, 4) == "aéa"
+    assert events.truncate_utf8("\ud800x", 10) == "?x"
+
+
+# --- error classification -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "google_status", "kind"),
+    [
+        (200, None, "ok"),
+        (204, None, "ok"),
+        (409, "ALREADY_EXISTS", "already_exists"),
+        (409, "ABORTED", "transient"),
+        (409, None, "transient"),
+        (0, None, "transient"),
+        (401, None, "transient"),
+        (403, None, "transient"),
+        (408, None, "transient"),
+        (429, None, "transient"),
+        (500, None, "transient"),
+        (503, None, "transient"),
+        (400, None, "permanent"),
+        (404, None, "permanent"),
+        (412, None, "permanent"),
+        (413, None, "permanent"),
+    ],
+)
+def test_classify(status: int, google_status: str | None, kind: str) -> None:
+    assert google_apis.classify(status, google_status) == kind
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+def test_log_line_is_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.log("INFO", "hello", message_id="1", event_type=None, weird="\ud800")
+    logs.log("ERROR", "bad")
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"severity": "INFO", "message": "hello", "message_id": "1",
+                               "weird": "\ud800"}  # fmt: skip
+    assert out.count("\n") == 1 and out.isascii()
+    assert json.loads(err)["severity"] == "ERROR"
+
+
+def test_trace_field() -> None:
+    assert logs.trace_field("p", "abc123/1;o=1") == "projects/p/traces/abc123"
+    assert logs.trace_field("p", None) is None
+    assert logs.trace_field("p", "not a trace!/1") is None
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def good_env(**overrides: str) -> dict[str, str]:
+    env = handler_env(None, None, **overrides)
+    return {k: v for k, v in env.items() if v != "<unset>"}
+
+
+def test_load_settings_defaults() -> None:
+    env = good_env()
+    del env["MAX_EVENT_AGE_SECONDS"], env["OUTBOUND_TIMEOUT_SECONDS"]
+    settings = load_settings(env)
+    assert settings.max_event_age_seconds == 86400
+    assert settings.timeout_seconds == 10
+    assert settings.vertex_endpoint == "https://europe-west4-aiplatform.googleapis.com"
+    assert not settings.vertex_anonymous
+    assert settings.pubsub_endpoint == "https://pubsub.googleapis.com"
+    assert not settings.pubsub_anonymous
+    assert set(settings.routes) == set(ROUTES)
+    assert settings.routes["model.train"].result_event_type == "workflow.started"
+    assert settings.routes["predict.batch"].parameters == {}
+
+
+def test_load_settings_local_endpoints() -> None:
+    settings = load_settings(
+        good_env(PUBSUB_EMULATOR_HOST="localhost:8085", VERTEX_AI_ENDPOINT="http://127.0.0.1:9/")
+    )
+    assert settings.pubsub_endpoint == "http://localhost:8085" and settings.pubsub_anonymous
+    assert settings.vertex_endpoint == "http://127.0.0.1:9" and settings.vertex_anonymous
+
+
+BAD_CONFIG = [
+    ("WORKFLOW_NAME", "<unset>"),
+    ("WORKFLOW_NAME", "Train Model"),
+    ("GCP_PROJECT", ""),
+    ("GCP_PROJECT", "My_Project"),
+    ("VERTEX_LOCATION", "europe"),
+    ("RESULTS_TOPIC", "results"),
+    ("RESULTS_TOPIC", "projects/test-project/topics/goog-x"),
+    ("DEAD_LETTER_TOPIC", "projects/test-project/subscriptions/x"),
+    ("PIPELINE_ROOT", "s3://bucket/x"),
+    ("PIPELINE_SERVICE_ACCOUNT", "pipeline"),
+    ("ROUTES", "<unset>"),
+    ("ROUTES", "{not json"),
+    ("ROUTES", "{}"),
+    ("ROUTES", "[]"),
+    ("ROUTES", '{"Model.Train": {"template_uri": "gs://b/t.json"}}'),
+    ("ROUTES", '{"model.train": "gs://b/t.json"}'),
+    ("ROUTES", '{"model.train": {"template_uri": "http://example.com/t"}}'),
+    ("ROUTES", '{"model.train": {"template_uri": "gs://b/t.json", "params": {}}}'),
+    ("ROUTES", '{"model.train": {"template_uri": "gs://b/t.json", "parameters": []}}'),
+    ("ROUTES", '{"model.train": {"template_uri": "gs://b/t.json", "result_event_type": "X"}}'),
+    ("MAX_EVENT_AGE_SECONDS", "0"),
+    ("MAX_EVENT_AGE_SECONDS", "1h"),
+    ("MAX_EVENT_AGE_SECONDS", "-5"),
+    ("PUBSUB_EMULATOR_HOST", "http://localhost:8085"),
+    ("VERTEX_AI_ENDPOINT", "europe-west4-aiplatform.googleapis.com"),
+    ("VERTEX_AI_ENDPOINT", "https://host/v1"),
+    ("OUTBOUND_TIMEOUT_SECONDS", "soon"),
+    ("OUTBOUND_TIMEOUT_SECONDS", "0"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value"), BAD_CONFIG)
+def test_bad_configuration_names_variable_value_and_what_is_allowed(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(good_env(**{variable: value}))
+    error = info.value
+    assert error.variable == variable
+    assert error.allowed
+    message = str(error)
+    assert message.startswith(f"invalid configuration: {variable}=")
+    assert ("<unset>" if value == "<unset>" else repr(value)[:40]) in message
+
+
+def run_import_main(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import main; "
+        "print(sorted(m for m in ('flask', 'requests', 'google.auth', 'werkzeug') "
+        "if m in sys.modules))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(FUNCTION_SOURCE.parent)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_import_main_is_light() -> None:
+    """Cold start: `import main` loads none of flask, requests, google.auth (see
+    tools/handler_import_time.py for the timing)."""
+    result = run_import_main(good_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_bad_configuration_fails_at_import_with_one_log_line() -> None:
+    result = run_import_main(good_env(ROUTES='{"model.train": {"template_uri": "ftp://x"}}'))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    entry = json.loads(line)
+    assert entry["severity"] == "CRITICAL"
+    assert entry["variable"] == "ROUTES"
+    assert entry["value"] == '{"model.train": {"template_uri": "ftp://x"}}'
+    assert "kfp.pkg.dev" in entry["allowed"]
+    assert "ROUTES" in entry["message"]
