@@ -53,3 +53,18 @@ snapshot-update: install
 
 clean:
 	rm -rf cdktf.out .pytest_cache .mypy_cache .ruff_cache
+
+## run-function: serve function_src/main.py on localhost with the real Functions Framework
+##   (PORT, default 8080; local stand-ins for Pub/Sub and Vertex AI unless the endpoints are set)
+run-function: $(VENV)/.installed
+	$(PY) tools/run_function.py --port "$(or $(PORT),8080)"
+
+## publish: publish one event: make publish TOPIC=projects/p/topics/t EVENT=model.train DATA='{}'
+##   (honours PUBSUB_EMULATOR_HOST; CORRELATION_ID optional)
+publish: export PUBLISH_TOPIC := $(TOPIC)
+publish: export PUBLISH_EVENT := $(EVENT)
+publish: export PUBLISH_DATA := $(or $(DATA),{})
+publish: export PUBLISH_CORRELATION_ID := $(CORRELATION_ID)
+publish: $(VENV)/.installed
+	$(PY) tools/publish.py --topic "$$PUBLISH_TOPIC" --type "$$PUBLISH_EVENT" --data "$$PUBLISH_DATA" \
+		$${PUBLISH_CORRELATION_ID:+--correlation-id "$$PUBLISH_CORRELATION_ID"}

@@ -24,7 +24,7 @@ _PROJECT = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
 _PROJECT_RE = re.compile(_PROJECT + r"\Z")
 _WORKFLOW_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
 _LOCATION_RE = re.compile(r"[a-z]+(?:-[a-z]+)+[0-9]+\Z")
-_TOPIC_RE = re.compile(
+TOPIC_RE = re.compile(
     r"projects/(" + _PROJECT + r")/topics/((?!goog)[A-Za-z][A-Za-z0-9\-_.~+%]{2,254})\Z"
 )
 _BUCKET_PATH_RE = re.compile(r"gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](?:/[^\s]*)?\Z")
@@ -108,10 +108,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         env, "VERTEX_LOCATION", _LOCATION_RE, "a Vertex AI region like 'europe-west4'"
     )
     results_topic = _required(
-        env, "RESULTS_TOPIC", _TOPIC_RE, "a full topic path projects/<project>/topics/<topic>"
+        env, "RESULTS_TOPIC", TOPIC_RE, "a full topic path projects/<project>/topics/<topic>"
     )
     dead_letter_topic = _required(
-        env, "DEAD_LETTER_TOPIC", _TOPIC_RE, "a full topic path projects/<project>/topics/<topic>"
+        env, "DEAD_LETTER_TOPIC", TOPIC_RE, "a full topic path projects/<project>/topics/<topic>"
     )
     pipeline_root = _required(
         env, "PIPELINE_ROOT", _BUCKET_PATH_RE, "a Cloud Storage path like gs://<bucket>/<prefix>"

@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,9 @@ from handler_standins import (
     RESULTS_TOPIC,
     SUBSCRIPTION,
     TRAIN_TEMPLATE,
+    FunctionServer,
+    StandIns,
+    handler_env,
 )
 
 ACKED = {102, 200, 201, 202, 204}  # what Pub/Sub treats as an acknowledgement
@@ -451,3 +455,19 @@ def test_push_envelope_with_data_as_bytes_round_trip() -> None:
     envelope = make_envelope(event_data("a.b"))
     assert json.loads(base64.b64decode(envelope["message"]["data"])) == event_data("a.b")
     assert b64(b"x") == "eA=="
+
+
+def test_server_with_bad_configuration_exits_with_one_log_line(
+    stand_ins: StandIns, tmp_path: Path
+) -> None:
+    env = handler_env(stand_ins.pubsub, stand_ins.vertex, MAX_EVENT_AGE_SECONDS="1 day")
+    server = FunctionServer(env=env, log_path=tmp_path / "server.log")
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        server.start()
+    output = server.log_path.read_text()
+    assert "Traceback" not in output
+    (line,) = output.splitlines()
+    entry = json.loads(line)
+    assert entry["severity"] == "CRITICAL"
+    assert (entry["variable"], entry["value"]) == ("MAX_EVENT_AGE_SECONDS", "1 day")
+    assert "positive whole number" in entry["allowed"]

@@ -1,0 +1,157 @@
+"""The handler's tools: tools/publish.py (the producer), tools/run_function.py (local server)
+and tools/handler_import_time.py (cold-start measurement), each run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import Live
+from handler_envelopes import make_envelope
+from handler_standins import REPO, StandIns, free_port
+
+TOOLS = REPO / "tools"
+TRIGGER = "projects/test-project/topics/train-model-trigger"
+
+
+def run_tool(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(TOOLS / args[0]), *args[1:]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+BAD_PUBLISH_ARGS = [
+    (["--type", "Model.Train"], "--type 'Model.Train'", "dotted lowercase"),
+    (["--type", "train"], "--type 'train'", "dotted lowercase"),
+    (["--data", "{not json"], "--data '{not json'", "not valid JSON"),
+    (["--data", "[1, 2]"], "--data '[1, 2]'", "expected a JSON object"),
+    (["--data", '{"x": NaN}'], "--data", "not valid JSON"),
+    (["--correlation-id", ""], "--correlation-id ''", "1 to 128 characters"),
+    (["--topic", "trigger"], "--topic 'trigger'", "projects/<project>/topics/<topic>"),
+]
+
+
+@pytest.mark.parametrize(("args", "names", "allowed"), BAD_PUBLISH_ARGS)
+def test_publish_rejects_bad_arguments_in_one_line(
+    args: list[str], names: str, allowed: str
+) -> None:
+    base = {"--topic": TRIGGER, "--type": "model.train", "--data": "{}"}
+    for key, value in zip(args[::2], args[1::2], strict=True):
+        base[key] = value
+    argv = [item for pair in base.items() for item in pair]
+    result = run_tool("publish.py", *argv)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("publish.py: error: ")
+    assert names in line and allowed in line
+    assert "Traceback" not in result.stderr
+
+
+def test_publish_missing_argument_is_one_line() -> None:
+    result = run_tool("publish.py", "--topic", TRIGGER)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "publish.py: error: the following arguments are required: --type"
+    ]
+
+
+def test_publish_failure_is_one_line(stand_ins: StandIns) -> None:
+    env = dict(os.environ, PUBSUB_EMULATOR_HOST=f"127.0.0.1:{free_port()}")  # nobody listens
+    result = run_tool("publish.py", "--topic", TRIGGER, "--type", "model.train", env=env)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("publish.py: error: POST http://127.0.0.1:")
+
+
+def test_published_event_is_accepted_by_the_handler(live: Live) -> None:
+    """The producer and the consumer agree: what publish.py sends, the handler starts."""
+    env = dict(os.environ, PUBSUB_EMULATOR_HOST=live.pubsub.host_port)
+    result = run_tool(
+        "publish.py", "--topic", TRIGGER, "--type", "model.train",
+        "--data", '{"epochs": 7}', "--correlation-id", "corr-7", env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (published,) = live.pubsub.messages(TRIGGER)
+    assert result.stdout.strip().endswith(f"message id {published.message_id}")
+    assert published.json == {
+        "type": "model.train",
+        "payload": {"epochs": 7},
+        "correlation_id": "corr-7",
+    }
+    assert published.attributes == {"event_type": "model.train", "correlation_id": "corr-7"}
+
+    # Deliver it as the push subscription would.
+    envelope = make_envelope(
+        data=published.data, attributes=published.attributes, message_id=published.message_id
+    )
+    response = live.post(envelope)
+    assert response.status_code == 200 and response.json()["outcome"] == "started"
+    assert live.results()[0].json["correlation_id"] == "corr-7"
+
+
+def test_run_function_serves_the_handler_with_stand_ins(tmp_path: Path) -> None:
+    port = free_port()
+    local = ("PUBSUB_EMULATOR_HOST", "VERTEX_AI_ENDPOINT")
+    env = {k: v for k, v in os.environ.items() if k not in local}
+    log = (tmp_path / "run.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, str(TOOLS / "run_function.py"), "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    log.close()
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(url, timeout=1)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, (tmp_path / "run.log").read_text()
+                assert time.monotonic() < deadline, "run_function.py did not start"
+                time.sleep(0.1)
+        result = run_tool(
+            "publish.py", "--push-endpoint", url, "--topic", TRIGGER,
+            "--type", "model.train", "--data", '{"epochs": 2}',
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "HTTP 200" in result.stdout and '"outcome": "started"' in result.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+    output = (tmp_path / "run.log").read_text()
+    assert "pipeline job started" in output
+    assert "local-workflow" in output  # the local defaults were used
+
+
+def test_handler_import_time_reports_json() -> None:
+    result = run_tool("handler_import_time.py", "--runs", "2", "--json", "--budget-ms", "5000")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["runs"] == 2 and len(report["samples_ms"]) == 2
+    assert 0 < report["median_ms"] < 5000
+    assert report["heavy_modules_imported"] == []
+    assert report["within_budget"] is True
+
+
+def test_handler_import_time_fails_over_budget_and_on_bad_config() -> None:
+    assert run_tool("handler_import_time.py", "--runs", "1", "--budget-ms", "0.001").returncode == 1
+    env = dict(os.environ, ROUTES="{}")
+    result = run_tool("handler_import_time.py", "--runs", "1", env=env)
+    assert result.returncode == 1
+    assert "ROUTES" in result.stderr and "Traceback" not in result.stderr
