@@ -34,13 +34,14 @@ _AR_TEMPLATE_RE = re.compile(
     + _PROJECT
     + r"/[a-z][a-z0-9-]*/[^/\s]+/[^/\s]+\Z"
 )
-_GCS_TEMPLATE_RE = re.compile(r"gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/[^\s]+\.(?:json|ya?ml)\Z")
 _HOST_PORT_RE = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}\Z")
 _BASE_URL_RE = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?/?\Z")
 
+# The REST API downloads the template itself only from Artifact Registry (a Kubeflow Pipelines
+# repository); a gs:// template would need the client to inline pipelineSpec.
 TEMPLATE_URI_ALLOWED = (
-    "https://<region>-kfp.pkg.dev/<project>/<repository>/<template>/<version-or-tag> "
-    "or gs://<bucket>/<path>.json|.yaml"
+    "an Artifact Registry template URI "
+    "https://<region>-kfp.pkg.dev/<project>/<repository>/<template>/<version-or-tag>"
 )
 
 
@@ -207,9 +208,7 @@ def _parse_routes(raw: str | None) -> dict[str, Route]:
                 f"{where} keys among template_uri, parameters, result_event_type; got {unknown}",
             )
         template_uri = spec.get("template_uri")
-        if not isinstance(template_uri, str) or not (
-            _AR_TEMPLATE_RE.match(template_uri) or _GCS_TEMPLATE_RE.match(template_uri)
-        ):
+        if not isinstance(template_uri, str) or not _AR_TEMPLATE_RE.match(template_uri):
             raise ConfigError(
                 "ROUTES",
                 raw,

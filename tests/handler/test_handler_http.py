@@ -110,11 +110,14 @@ def test_without_correlation_id_the_message_id_is_used(live: Live) -> None:
     assert follow_up.attributes["correlation_id"] == message_id
 
 
-def test_route_result_event_type_and_gcs_template(live: Live) -> None:
+def test_route_result_event_type_and_template_digest(live: Live) -> None:
     response = live.deliver(event_data("model.retrain", {"epochs": 2}, "c-1"))
     assert response.status_code == 200
     body = only(live.vertex.creates()).json
-    assert body["templateUri"] == "gs://test-bucket/templates/retrain.json"
+    assert (
+        body["templateUri"]
+        == "https://europe-west4-kfp.pkg.dev/test-project/pipelines/retrain/sha256:abc123"
+    )
     assert body["runtimeConfig"]["parameterValues"] == {"epochs": 2}
     follow_up = only(live.results())
     assert follow_up.json["type"] == "model.retrain_started"

@@ -288,6 +288,7 @@ def test_load_settings_local_endpoints() -> None:
     assert settings.vertex_endpoint == "http://127.0.0.1:9" and settings.vertex_anonymous
 
 
+TEMPLATE = "https://europe-west4-kfp.pkg.dev/test-project/p/t/v1"
 BAD_CONFIG = [
     ("WORKFLOW_NAME", "<unset>"),
     ("WORKFLOW_NAME", "Train Model"),
@@ -303,12 +304,25 @@ BAD_CONFIG = [
     ("ROUTES", "{not json"),
     ("ROUTES", "{}"),
     ("ROUTES", "[]"),
-    ("ROUTES", '{"Model.Train": {"template_uri": "gs://b/t.json"}}'),
-    ("ROUTES", '{"model.train": "gs://b/t.json"}'),
+    (
+        "ROUTES",
+        '{"Model.Train": {"template_uri": "https://europe-west4-kfp.pkg.dev/test-project/p/t/v1"}}',
+    ),
+    ("ROUTES", '{"model.train": "https://europe-west4-kfp.pkg.dev/test-project/p/t/v1"}'),
     ("ROUTES", '{"model.train": {"template_uri": "http://example.com/t"}}'),
-    ("ROUTES", '{"model.train": {"template_uri": "gs://b/t.json", "params": {}}}'),
-    ("ROUTES", '{"model.train": {"template_uri": "gs://b/t.json", "parameters": []}}'),
-    ("ROUTES", '{"model.train": {"template_uri": "gs://b/t.json", "result_event_type": "X"}}'),
+    ("ROUTES", '{"model.train": {"template_uri": "gs://bucket/pipeline.json"}}'),
+    (
+        "ROUTES",
+        json.dumps({"model.train": {"template_uri": TEMPLATE, "params": {}}}),
+    ),
+    (
+        "ROUTES",
+        json.dumps({"model.train": {"template_uri": TEMPLATE, "parameters": []}}),
+    ),
+    (
+        "ROUTES",
+        json.dumps({"model.train": {"template_uri": TEMPLATE, "result_event_type": "X"}}),
+    ),
     ("MAX_EVENT_AGE_SECONDS", "0"),
     ("MAX_EVENT_AGE_SECONDS", "1h"),
     ("MAX_EVENT_AGE_SECONDS", "-5"),
