@@ -125,7 +125,14 @@ class FakeApis:
         return ApiResponse(self.get_status, {"name": f"jobs/{job_id}"}, "get")
 
 
-def new_handler(apis: FakeApis, lines: list[tuple[str, str, dict[str, Any]]]) -> WorkflowHandler:
+LogLines = list[tuple[str, str, dict[str, Any]]]
+
+
+def new_lines() -> LogLines:
+    return []
+
+
+def new_handler(apis: FakeApis, lines: LogLines) -> WorkflowHandler:
     return WorkflowHandler(
         SETTINGS,
         apis,
@@ -161,7 +168,7 @@ def test_decode_event_only_raises_permanent_errors(data: bytes) -> None:
 @FUZZ
 @given(envelopes())
 def test_handler_never_crashes_and_answers_as_documented(body: bytes) -> None:
-    apis, lines = FakeApis(), []
+    apis, lines = FakeApis(), new_lines()
     reply = new_handler(apis, lines).handle("POST", body)
 
     if body == b"":
@@ -195,7 +202,7 @@ def test_handler_never_crashes_and_answers_as_documented(body: bytes) -> None:
 def test_handler_with_failing_apis_acks_or_asks_for_a_retry(
     body: bytes, create: int, get: int, publish: int
 ) -> None:
-    apis, lines = FakeApis(create, get, publish), []
+    apis, lines = FakeApis(create, get, publish), new_lines()
     reply = new_handler(apis, lines).handle("POST", body)
     assert reply.status in ({400} if body == b"" else {200, 503}), (reply, lines)
     assert len(lines) == 1 and "stack_trace" not in lines[0][2]

@@ -347,7 +347,7 @@ def test_dead_letter_publish_failure_is_retried(live: Live, fault: dict[str, Any
 
 # --- transient errors: answered non-2xx so that Pub/Sub retries -----------------------------
 
-TRANSIENT_VERTEX = {
+TRANSIENT_VERTEX: dict[str, dict[str, Any]] = {
     "500": {"status": 500},
     "502 html": {"status": 502, "not_json": True},
     "503": {"status": 503},
