@@ -87,6 +87,7 @@ CORPUS: list[tuple[str, bytes, int, str]] = [
     ("publishTime no zone", _env(publishTime="2026-01-01T00:00:00"), 200, BAD_ENVELOPE),
     ("publishTime bad offset", _env(publishTime="2026-01-01T00:00:00+25:00"), 200, BAD_ENVELOPE),
     ("publishTime hour 24", _env(publishTime="2026-01-01T24:00:00Z"), 200, BAD_ENVELOPE),
+    ("publishTime year zero", _env(publishTime="0000-01-01T00:00:00Z"), 200, BAD_ENVELOPE),
     ("data number", _env(data=123), 200, BAD_ENVELOPE),
     ("data object", _env(data={"type": "model.train"}), 200, BAD_ENVELOPE),
     ("data null", _env(data=None), 200, BAD_ENVELOPE),
@@ -216,6 +217,7 @@ CORPUS: list[tuple[str, bytes, int, str]] = [
     ),
     # --- stale: dropped before anything is decoded ----------------------------------------------
     ("stale garbage", _env(publishTime="2020-01-01T00:00:00Z", data="!!"), 200, "dropped_stale"),
+    ("stale year one", _env(publishTime="0001-01-01T00:00:00+01:00"), 200, "dropped_stale"),
     ("stale epoch", _env(publishTime="1970-01-01T00:00:00.000000001Z"), 200, "dropped_stale"),
     ("stale by offset", _env(publishTime=rfc3339(0).replace("Z", "+00:00")), 200, "dropped_stale"),
 ]
