@@ -47,6 +47,7 @@ MAX_EVENT_TYPE_LENGTH = 128
 MAX_CORRELATION_ID_LENGTH = 128
 EVENT_KEYS = ("type", "payload", "correlation_id")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+MAX_JSON_DEPTH = 64  # an event's nesting, the top-level object included
 
 # --- Pub/Sub limits that matter when we publish ------------------------------------------------
 MAX_ATTRIBUTES = 100
@@ -98,13 +99,36 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads_strict(text: str) -> Any:
-    """RFC 8259 JSON: no NaN/Infinity, no duplicate keys. Raises ValueError."""
+    """RFC 8259 JSON: no NaN/Infinity, no duplicate keys, at most MAX_JSON_DEPTH levels of
+    nesting (so that re-encoding it can never hit the recursion limit). Raises ValueError."""
     try:
-        return json.loads(
+        value = json.loads(
             text, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant
         )
     except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (iterative: no recursion limit)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def validate_event(obj: Any) -> Event:

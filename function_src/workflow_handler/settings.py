@@ -6,13 +6,12 @@ allowed; main.py turns it into a single structured log line and exit status 1.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .events import EVENT_TYPE_PATTERN, is_event_type
+from .events import EVENT_TYPE_PATTERN, is_event_type, loads_strict
 
 DEFAULT_RESULT_EVENT_TYPE = "workflow.started"
 DEFAULT_MAX_EVENT_AGE_SECONDS = 86400
@@ -186,9 +185,9 @@ def _parse_routes(raw: str | None) -> dict[str, Route]:
     if raw is None or raw.strip() == "":
         raise ConfigError("ROUTES", raw, shape)
     try:
-        obj = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ConfigError("ROUTES", raw, shape + " (the value is not valid JSON)") from None
+        obj = loads_strict(raw)
+    except ValueError as exc:
+        raise ConfigError("ROUTES", raw, f"{shape} (the value is not valid JSON: {exc})") from None
     if not isinstance(obj, dict) or not obj:
         raise ConfigError("ROUTES", raw, shape)
     routes: dict[str, Route] = {}

@@ -148,6 +148,12 @@ CORPUS: list[tuple[str, bytes, int, str]] = [
         "bad_json",
     ),
     ("data two documents", _data(b"{}{}"), 200, "bad_json"),
+    (
+        "data nested 65 levels",
+        _data(b'{"type":"a.b","payload":' + b"[" * 64 + b"]" * 64 + b"}"),
+        200,
+        "bad_json",
+    ),
     # --- JSON that violates the event schema --------------------------------------------------
     ("event array", _event([1, 2]), 200, "schema_violation"),
     ("event string", _event("model.train"), 200, "schema_violation"),

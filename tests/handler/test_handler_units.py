@@ -63,6 +63,18 @@ def test_decode_event_rejections(data: bytes, code: str) -> None:
     assert info.value.detail
 
 
+def test_nesting_is_limited_so_that_re_encoding_cannot_recurse_too_deep() -> None:
+    def nested(levels: int) -> bytes:  # the event object is level 1, the payload level 2
+        inner = "[" * (levels - 2) + "]" * (levels - 2)
+        return ('{"type":"a.b","payload":{"x":' + inner + "}}").encode()
+
+    assert events.decode_event(nested(events.MAX_JSON_DEPTH)).type == "a.b"
+    for levels in (events.MAX_JSON_DEPTH + 1, 991, 5000):
+        with pytest.raises(PermanentError, match="nested deeper than 64") as info:
+            events.decode_event(nested(levels))
+        assert info.value.code == "bad_json"
+
+
 def test_schema_violation_names_unknown_keys() -> None:
     with pytest.raises(PermanentError, match="extra"):
         events.validate_event({"type": "a.b", "payload": {}, "extra": 1})
@@ -289,6 +301,11 @@ def test_load_settings_local_endpoints() -> None:
 
 
 TEMPLATE = "https://europe-west4-kfp.pkg.dev/test-project/p/t/v1"
+DEEP: Any = []
+for _ in range(70):
+    DEEP = [DEEP]
+DEEP = {"deep": DEEP}  # route parameters nested 70 levels deep
+NAN = {"x": float("nan")}  # json.dumps writes NaN, which is not JSON
 BAD_CONFIG = [
     ("WORKFLOW_NAME", "<unset>"),
     ("WORKFLOW_NAME", "Train Model"),
@@ -302,6 +319,9 @@ BAD_CONFIG = [
     ("PIPELINE_SERVICE_ACCOUNT", "pipeline"),
     ("ROUTES", "<unset>"),
     ("ROUTES", "{not json"),
+    ("ROUTES", json.dumps({"model.train": {"template_uri": TEMPLATE}}).replace("}}", "}, }")),
+    ("ROUTES", json.dumps({"model.train": {"template_uri": TEMPLATE, "parameters": NAN}})),
+    ("ROUTES", json.dumps({"model.train": {"template_uri": TEMPLATE, "parameters": DEEP}})),
     ("ROUTES", "{}"),
     ("ROUTES", "[]"),
     (
