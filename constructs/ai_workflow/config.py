@@ -1,0 +1,469 @@
+"""Environment settings: one TOML file per environment under config/.
+
+`load_environment(path)` reads a file, checks every key against the tables below and
+returns an `EnvironmentConfig`; any problem anywhere raises one `ConfigError` that lists
+them all, each naming the file, the key path, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import rules
+from .errors import ConfigError
+
+DAY_SECONDS = 86_400
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteConfig:
+    """An event type mapped to a Vertex AI pipeline template."""
+
+    template_uri: str
+    """Artifact Registry KFP template, `https://<region>-kfp.pkg.dev/<project>/<repo>/<name>/<tag>`."""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    """Pipeline parameter defaults; the event payload overrides them. Default: none."""
+    result_event_type: str = "workflow.started"
+    """Type of the follow-up event published to the results topic."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretEnvConfig:
+    """An environment variable read from Secret Manager at instance start."""
+
+    secret: str
+    """Secret id in the stack's project."""
+    version: str = "latest"
+    """Secret version. Default: `latest`."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowSettings:
+    """Tunables of one workflow; `[workflow_defaults]` sets them for all workflows."""
+
+    ack_deadline_seconds: int = 60
+    """Push subscription ack deadline, 10..600. Default 60 s: above the handler's worst
+    case of three 10 s API calls, so a slow success is not redelivered."""
+    min_retry_backoff_seconds: int = 10
+    """Exponential backoff lower bound, 0..600. Default 10 s."""
+    max_retry_backoff_seconds: int = 600
+    """Exponential backoff upper bound, 0..600. Default 600 s."""
+    max_delivery_attempts: int = 5
+    """Deliveries before a message is dead-lettered, 5..100. Default 5."""
+    message_retention_seconds: int = 7 * DAY_SECONDS
+    """Retention on the trigger, results and dead-letter topics, 600..2678400. Default 7 days."""
+    dead_letter_retention_seconds: int = 7 * DAY_SECONDS
+    """How long the dead-letter pull subscription keeps messages, 600..604800. Default 7 days."""
+    max_event_age_seconds: int = DAY_SECONDS
+    """Events published longer ago than this are dropped by the handler. Default 1 day."""
+    runtime: str = "python312"
+    """Cloud Run functions runtime: python312 or python313. Default python312."""
+    available_memory: str = "512Mi"
+    """Memory per instance, e.g. 256Mi or 1Gi. Default 512Mi."""
+    timeout_seconds: int = 60
+    """Request timeout, 1..3600. Default 60 s."""
+    min_instances: int = 0
+    """Warm instances, 0..100. Default 0 (scale to zero)."""
+    max_instances: int = 10
+    """Instance cap, 1..1000. Default 10."""
+    max_instance_request_concurrency: int = 1
+    """Concurrent requests per instance, 1..1000. Default 1; above 1 gets one full vCPU."""
+    vpc_connector: str | None = None
+    """Serverless VPC Access connector id for egress. Default: none (no VPC egress)."""
+    vpc_egress: str = "PRIVATE_RANGES_ONLY"
+    """PRIVATE_RANGES_ONLY or ALL_TRAFFIC; only used with vpc_connector."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Extra labels on this workflow's resources, merged over the environment's labels."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowConfig(WorkflowSettings):
+    """One workflow: trigger topic -> push subscription -> handler -> results topic."""
+
+    name: str
+    """2..24 lowercase letters, digits and hyphens; prefixes every resource name."""
+    routes: dict[str, RouteConfig]
+    """Event type -> Vertex AI pipeline. At least one."""
+    description: str = ""
+    """Free text, used in resource descriptions."""
+    trigger: str | None = None
+    """Name of another workflow whose results topic triggers this one (chaining).
+    Default: the workflow gets a trigger topic of its own."""
+    publishers: tuple[str, ...] = ()
+    """IAM members granted roles/pubsub.publisher on the trigger topic. Default: none."""
+    subscription_filter: str = ""
+    """Pub/Sub filter on the push subscription, e.g. `attributes.event_type = "model.train"`.
+    Default: deliver everything."""
+    secret_env: dict[str, SecretEnvConfig] = field(default_factory=dict)
+    """Environment variables from Secret Manager. Default: none."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentConfig:
+    """One environment: one stack, one project."""
+
+    name: str
+    """Environment name, from the file name (config/<name>.toml); names the stack."""
+    source_file: str
+    """The settings file, relative as given; used in error messages only."""
+    project_id: str
+    region: str
+    workflows: tuple[WorkflowConfig, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    """Labels on every resource that takes labels. `env` is always added."""
+    kms_key_name: str | None = None
+    """CMEK key for all topics. Default: Google-managed encryption."""
+    access_log_bucket: str | None = None
+    """Existing bucket that receives the buckets' access logs. Default: no access logs."""
+    pipeline_root_retention_days: int = 30
+    """Pipeline artifacts are deleted after this many days, 1..3650. Default 30."""
+    noncurrent_source_retention_days: int = 30
+    """Old function source versions are deleted after this many days, 1..3650. Default 30."""
+    state_path: str | None = None
+    """Local backend state file, relative to the project root.
+    Default: terraform.<env>.tfstate."""
+
+    @property
+    def source_bucket_name(self) -> str:
+        return f"{self.project_id}-fn-source"
+
+    @property
+    def pipeline_root_bucket_name(self) -> str:
+        return f"{self.project_id}-pipeline-root"
+
+    @property
+    def all_labels(self) -> dict[str, str]:
+        return {**self.labels, "env": self.name, "managed-by": "cdktf"}
+
+    def workflow(self, name: str) -> WorkflowConfig:
+        return next(w for w in self.workflows if w.name == name)
+
+
+_SETTING_FIELDS = {f.name for f in dataclasses.fields(WorkflowSettings)}
+_WORKFLOW_FIELDS = {f.name for f in dataclasses.fields(WorkflowConfig)}
+_ENV_FIELDS = {f.name for f in dataclasses.fields(EnvironmentConfig)} - {
+    "name", "source_file", "workflows"
+} | {"workflow_defaults", "workflows"}
+_ROUTE_FIELDS = {f.name for f in dataclasses.fields(RouteConfig)}
+_SECRET_FIELDS = {f.name for f in dataclasses.fields(SecretEnvConfig)}
+_ENV_NAME = rules.re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+def _unknown_keys(where: str, table: dict[str, Any], allowed: set[str]) -> list[str]:
+    return [
+        f"{where}{key}: unknown key, allowed {', '.join(sorted(allowed))}"
+        for key in sorted(set(table) - allowed)
+    ]
+
+
+def _expect_table(where: str, value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return []
+    return [f"{where}: got {value!r}, allowed a table"]
+
+
+def settings_problems(where: str, s: WorkflowSettings) -> list[str]:
+    """Range and format rules for the tunables (the props validation table)."""
+    p: list[str] = []
+    p += rules.integer_in_range(f"{where}ack_deadline_seconds", s.ack_deadline_seconds, 10, 600)
+    p += rules.integer_in_range(
+        f"{where}min_retry_backoff_seconds", s.min_retry_backoff_seconds, 0, 600
+    )
+    p += rules.integer_in_range(
+        f"{where}max_retry_backoff_seconds", s.max_retry_backoff_seconds, 0, 600
+    )
+    if (
+        not p
+        and not rules.is_token(s.min_retry_backoff_seconds)
+        and s.min_retry_backoff_seconds > s.max_retry_backoff_seconds
+    ):
+        p.append(
+            f"{where}min_retry_backoff_seconds: got {s.min_retry_backoff_seconds}, allowed at "
+            f"most max_retry_backoff_seconds ({s.max_retry_backoff_seconds})"
+        )
+    p += rules.integer_in_range(f"{where}max_delivery_attempts", s.max_delivery_attempts, 5, 100)
+    p += rules.integer_in_range(
+        f"{where}message_retention_seconds", s.message_retention_seconds, 600, 31 * DAY_SECONDS
+    )
+    p += rules.integer_in_range(
+        f"{where}dead_letter_retention_seconds", s.dead_letter_retention_seconds, 600,
+        7 * DAY_SECONDS,
+    )
+    p += rules.integer_in_range(
+        f"{where}max_event_age_seconds", s.max_event_age_seconds, 60, 31 * DAY_SECONDS
+    )
+    p += rules.one_of(f"{where}runtime", s.runtime, rules.SUPPORTED_RUNTIMES)
+    p += rules.matches(
+        f"{where}available_memory", s.available_memory, rules.MEMORY, "a size like 256Mi or 1Gi"
+    )
+    p += rules.integer_in_range(f"{where}timeout_seconds", s.timeout_seconds, 1, 3600)
+    p += rules.integer_in_range(f"{where}max_instances", s.max_instances, 1, 1000)
+    p += rules.integer_in_range(f"{where}min_instances", s.min_instances, 0, 100)
+    if not p and s.min_instances > s.max_instances:
+        p.append(
+            f"{where}min_instances: got {s.min_instances}, allowed at most max_instances "
+            f"({s.max_instances})"
+        )
+    p += rules.integer_in_range(
+        f"{where}max_instance_request_concurrency", s.max_instance_request_concurrency, 1, 1000
+    )
+    if s.vpc_connector is not None and not isinstance(s.vpc_connector, str):
+        p.append(f"{where}vpc_connector: got {s.vpc_connector!r}, allowed a connector id")
+    p += rules.one_of(f"{where}vpc_egress", s.vpc_egress, rules.VPC_EGRESS)
+    p += rules.labels(f"{where}labels", s.labels)
+    return p
+
+
+def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
+    """Rules for one workflow's props, including its settings."""
+    p = rules.matches(
+        f"{where}name", w.name, rules.WORKFLOW_NAME,
+        "2..24 lowercase letters, digits and hyphens, starting with a letter "
+        "(it prefixes topic, function and service account names)",
+    )
+    p += settings_problems(where, w)
+    if not isinstance(w.routes, dict) or not w.routes:
+        p.append(f"{where}routes: got {w.routes!r}, allowed at least one event type route")
+    else:
+        for event_type, route in w.routes.items():
+            at = f"{where}routes.{event_type}"
+            p += rules.matches(
+                at, event_type, rules.EVENT_TYPE,
+                "a dotted lowercase event type such as model.train",
+            )
+            p += rules.matches(
+                f"{at}.template_uri", route.template_uri, rules.TEMPLATE_URI,
+                "an Artifact Registry KFP template "
+                "https://<region>-kfp.pkg.dev/<project>/<repo>/<template>/<tag-or-version>",
+            )
+            if not isinstance(route.parameters, dict):
+                p.append(f"{at}.parameters: got {route.parameters!r}, allowed a table")
+            p += rules.matches(
+                f"{at}.result_event_type", route.result_event_type, rules.EVENT_TYPE,
+                "a dotted lowercase event type such as workflow.started",
+            )
+    for i, member in enumerate(w.publishers):
+        if member in rules.PUBLIC_MEMBERS:
+            p.append(
+                f"{where}publishers[{i}]: got {member!r}, allowed a named principal "
+                "(public publishers are never allowed)"
+            )
+        else:
+            p += rules.matches(
+                f"{where}publishers[{i}]", member, rules.IAM_MEMBER,
+                "an IAM member such as serviceAccount:producer@proj.iam.gserviceaccount.com",
+            )
+    if not isinstance(w.subscription_filter, str) or len(w.subscription_filter) > 256:
+        p.append(
+            f"{where}subscription_filter: got {w.subscription_filter!r}, "
+            "allowed a Pub/Sub filter of at most 256 characters"
+        )
+    for var, secret in w.secret_env.items():
+        p += rules.matches(
+            f"{where}secret_env.{var}", var, rules.ENV_VAR_NAME,
+            "an upper-case environment variable name",
+        )
+        p += rules.matches(
+            f"{where}secret_env.{var}.secret", secret.secret, rules.SECRET_ID,
+            "a Secret Manager secret id (letters, digits, - and _)",
+        )
+    return p
+
+
+def _build_dataclass(cls: Any, where: str, table: dict[str, Any], allowed: set[str]) -> Any:
+    """Instantiate `cls` from known keys; unknown keys are reported by the caller."""
+    return cls(**{k: v for k, v in table.items() if k in allowed})
+
+
+def _parse_workflow(
+    where: str, raw: Any, defaults: dict[str, Any], problems: list[str]
+) -> WorkflowConfig | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where[:-1]}: got {raw!r}, allowed a [[workflows]] table")
+        return None
+    problems += _unknown_keys(where, raw, _WORKFLOW_FIELDS)
+    table = {**defaults, **raw}
+    missing = [k for k in ("name", "routes") if k not in table]
+    problems += [f"{where}{k}: missing, required" for k in missing]
+    if missing:
+        return None
+    routes: dict[str, RouteConfig] = {}
+    raw_routes = table["routes"]
+    if not isinstance(raw_routes, dict):
+        problems.append(f"{where}routes: got {raw_routes!r}, allowed a table of event types")
+        return None
+    for event_type, raw_route in raw_routes.items():
+        at = f"{where}routes.{event_type}"
+        shape = _expect_table(at, raw_route)
+        if shape:
+            problems += shape
+            continue
+        problems += _unknown_keys(f"{at}.", raw_route, _ROUTE_FIELDS)
+        if "template_uri" not in raw_route:
+            problems.append(f"{at}.template_uri: missing, required")
+            continue
+        routes[event_type] = _build_dataclass(RouteConfig, at, raw_route, _ROUTE_FIELDS)
+    secrets: dict[str, SecretEnvConfig] = {}
+    for var, raw_secret in (table.get("secret_env") or {}).items():
+        at = f"{where}secret_env.{var}"
+        if isinstance(raw_secret, str):
+            raw_secret = {"secret": raw_secret}
+        shape = _expect_table(at, raw_secret)
+        if shape:
+            problems += shape
+            continue
+        problems += _unknown_keys(f"{at}.", raw_secret, _SECRET_FIELDS)
+        if "secret" not in raw_secret:
+            problems.append(f"{at}.secret: missing, required")
+            continue
+        secrets[var] = _build_dataclass(SecretEnvConfig, at, raw_secret, _SECRET_FIELDS)
+    publishers = table.get("publishers", ())
+    if not isinstance(publishers, list | tuple):
+        problems.append(f"{where}publishers: got {publishers!r}, allowed a list of IAM members")
+        publishers = ()
+    table = {
+        **table, "routes": routes, "secret_env": secrets, "publishers": tuple(publishers)
+    }
+    workflow = _build_dataclass(WorkflowConfig, where, table, _WORKFLOW_FIELDS)
+    problems += workflow_problems(where, workflow)
+    return workflow
+
+
+def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> EnvironmentConfig:
+    """Validate a parsed settings table; raises ConfigError listing every problem."""
+    problems: list[str] = []
+    problems += rules.matches(
+        "environment name (file name)", name, _ENV_NAME,
+        "1..20 lowercase letters, digits and hyphens, starting with a letter",
+    )
+    problems += _unknown_keys("", data, _ENV_FIELDS)
+    for key in ("project_id", "region"):
+        if key not in data:
+            problems.append(f"{key}: missing, required")
+    problems += rules.matches(
+        "project_id", data.get("project_id", "x"), rules.PROJECT_ID,
+        "a project id: 6..30 lowercase letters, digits and hyphens, starting with a letter",
+    )
+    problems += rules.matches(
+        "region", data.get("region", "europe-west4"), rules.REGION, "a region such as europe-west4"
+    )
+    problems += rules.labels("labels", data.get("labels", {}))
+    if data.get("kms_key_name") is not None:
+        problems += rules.matches(
+            "kms_key_name", data["kms_key_name"], rules.KMS_KEY,
+            "projects/<p>/locations/<l>/keyRings/<ring>/cryptoKeys/<key>",
+        )
+    if data.get("access_log_bucket") is not None:
+        problems += rules.bucket_name("access_log_bucket", data["access_log_bucket"])
+    for key in ("pipeline_root_retention_days", "noncurrent_source_retention_days"):
+        if key in data:
+            problems += rules.integer_in_range(key, data[key], 1, 3650)
+    if "state_path" in data and (
+        not isinstance(data["state_path"], str) or data["state_path"].startswith("/")
+    ):
+        problems.append(
+            f"state_path: got {data['state_path']!r}, allowed a path relative to the project root"
+        )
+
+    defaults = data.get("workflow_defaults", {})
+    problems += _expect_table("workflow_defaults", defaults)
+    if isinstance(defaults, dict):
+        problems += _unknown_keys("workflow_defaults.", defaults, _SETTING_FIELDS)
+        defaults = {k: v for k, v in defaults.items() if k in _SETTING_FIELDS}
+    else:
+        defaults = {}
+
+    raw_workflows = data.get("workflows", [])
+    if not isinstance(raw_workflows, list) or not raw_workflows:
+        problems.append("workflows: missing, allowed one or more [[workflows]] tables")
+        raw_workflows = []
+    workflows: list[WorkflowConfig] = []
+    for i, raw in enumerate(raw_workflows):
+        workflow = _parse_workflow(f"workflows[{i}].", raw, defaults, problems)
+        if workflow is not None:
+            workflows.append(workflow)
+
+    problems += _graph_problems(workflows)
+    env = None
+    if not problems:
+        env = EnvironmentConfig(
+            name=name,
+            source_file=source_file,
+            workflows=tuple(workflows),
+            **{k: v for k, v in data.items() if k not in {"workflows", "workflow_defaults"}},
+        )
+        problems += rules.bucket_name("project_id (source bucket name)", env.source_bucket_name)
+        problems += rules.bucket_name(
+            "project_id (pipeline root bucket name)", env.pipeline_root_bucket_name
+        )
+    if problems or env is None:
+        raise ConfigError([f"{source_file}: {problem}" for problem in problems])
+    return env
+
+
+def _graph_problems(workflows: list[WorkflowConfig]) -> list[str]:
+    """Unique names, existing trigger references and no trigger cycles."""
+    problems: list[str] = []
+    index = {}
+    for i, w in enumerate(workflows):
+        if w.name in index:
+            problems.append(
+                f"workflows[{i}].name: got {w.name!r}, allowed a name not already used by "
+                f"workflows[{index[w.name]}]"
+            )
+        else:
+            index[w.name] = i
+    for i, w in enumerate(workflows):
+        if w.trigger is None:
+            continue
+        if w.trigger not in index:
+            known = ", ".join(sorted(index)) or "none"
+            problems.append(
+                f"workflows[{i}].trigger: got {w.trigger!r}, allowed the name of another "
+                f"workflow in this file ({known})"
+            )
+            continue
+        seen, current = {w.name}, w.trigger
+        while current is not None and current in index:
+            if current in seen:
+                problems.append(
+                    f"workflows[{i}].trigger: got {w.trigger!r}, allowed a chain without cycles "
+                    f"({w.name} eventually triggers itself)"
+                )
+                break
+            seen.add(current)
+            current = workflows[index[current]].trigger
+    return problems
+
+
+def load_environment(path: str | Path) -> EnvironmentConfig:
+    """Read and validate config/<env>.toml; raises ConfigError with every problem."""
+    path = Path(path)
+    shown = path.as_posix()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{shown}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{shown}: cannot read ({exc})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{shown}: not valid TOML: {exc}"]) from None
+    return parse_environment(path.stem, shown, data)
+
+
+def load_environments(paths: list[Path]) -> list[EnvironmentConfig]:
+    """Load several files, collecting the problems of all of them before raising."""
+    envs: list[EnvironmentConfig] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            envs.append(load_environment(path))
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return envs

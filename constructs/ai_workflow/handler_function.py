@@ -1,0 +1,165 @@
+"""The gen2 (Cloud Run functions) handler with dedicated runtime and build identities.
+
+Ingress is internal-only: Pub/Sub push from the same project counts as internal traffic,
+and nothing else needs to reach the function. Only members granted `grant_invoke` (the
+push service account) may call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cdktf_cdktf_provider_google.artifact_registry_repository_iam_member import (
+    ArtifactRegistryRepositoryIamMember,
+)
+from cdktf_cdktf_provider_google.cloud_run_v2_service_iam_member import (
+    CloudRunV2ServiceIamMember,
+)
+from cdktf_cdktf_provider_google.cloudfunctions2_function import (
+    Cloudfunctions2Function,
+    Cloudfunctions2FunctionBuildConfig,
+    Cloudfunctions2FunctionBuildConfigSource,
+    Cloudfunctions2FunctionBuildConfigSourceStorageSource,
+    Cloudfunctions2FunctionServiceConfig,
+    Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables,
+)
+from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
+from cdktf_cdktf_provider_google.secret_manager_secret_iam_member import (
+    SecretManagerSecretIamMember,
+)
+from cdktf_cdktf_provider_google.service_account import ServiceAccount
+from constructs import Construct
+
+from .config import SecretEnvConfig, WorkflowSettings
+from .naming import WorkflowNames
+from .platform import SharedPlatform
+
+ENTRY_POINT = "handler"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandlerFunctionProps:
+    names: WorkflowNames
+    description: str
+    settings: WorkflowSettings
+    environment: dict[str, str]
+    """Plain environment variables: topic names and routes, never secrets."""
+    secret_env: dict[str, SecretEnvConfig] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def service_account(scope: Construct, logical_id: str, account_id: str, purpose: str):
+    sa = ServiceAccount(
+        scope,
+        logical_id,
+        account_id=account_id,
+        display_name=f"{account_id}: {purpose}"[:100],
+        description=purpose,
+    )
+    sa.override_logical_id(logical_id)
+    return sa
+
+
+class HandlerFunction(Construct):
+    def __init__(
+        self, scope: Construct, id: str, props: HandlerFunctionProps, platform: SharedPlatform
+    ):
+        super().__init__(scope, id)
+        names, s = props.names, props.settings
+        self._names = names
+        self._project = platform.project_id
+        self.runtime_account = service_account(
+            self, names.logical_id("runtime_sa"), names.runtime_account_id,
+            f"Runtime identity of the {names.workflow} handler",
+        )
+        self.build_account = service_account(
+            self, names.logical_id("build_sa"), names.build_account_id,
+            f"Cloud Build identity that builds the {names.workflow} handler",
+        )
+        build_member = self.build_account.member
+        build_grants = [
+            ProjectIamMember(
+                self, "build_log_writer", project=platform.project_id,
+                role="roles/logging.logWriter", member=build_member,
+            ),
+            ArtifactRegistryRepositoryIamMember(
+                self, "build_image_writer", repository=platform.docker_repository_id,
+                role="roles/artifactregistry.writer", member=build_member,
+            ),
+            platform.source_bucket.grant(
+                build_member, "roles/storage.objectViewer",
+                f"{names.logical_id('build_source_reader')}",
+            ),
+        ]
+        for grant, suffix in zip(build_grants[:2], ("build_log_writer", "build_image_writer"),
+                                 strict=True):
+            grant.override_logical_id(names.logical_id(suffix))
+
+        secret_grants = []
+        secret_vars = []
+        for var, secret in sorted(props.secret_env.items()):
+            grant = SecretManagerSecretIamMember(
+                self, f"secret_{var.lower()}", project=platform.project_id,
+                secret_id=secret.secret, role="roles/secretmanager.secretAccessor",
+                member=self.runtime_account.member,
+            )
+            grant.override_logical_id(names.logical_id(f"secret_{var.lower()}_accessor"))
+            secret_grants.append(grant)
+            secret_vars.append(
+                Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables(
+                    key=var, project_id=platform.project_id, secret=secret.secret,
+                    version=secret.version,
+                )
+            )
+
+        concurrent = s.max_instance_request_concurrency > 1
+        self.function = Cloudfunctions2Function(
+            self,
+            "function",
+            name=names.function,
+            location=platform.region,
+            description=props.description or f"Event handler of workflow {names.workflow}",
+            labels=props.labels,
+            build_config=Cloudfunctions2FunctionBuildConfig(
+                runtime=s.runtime,
+                entry_point=ENTRY_POINT,
+                service_account=self.build_account.id,
+                docker_repository=platform.docker_repository_id,
+                source=Cloudfunctions2FunctionBuildConfigSource(
+                    storage_source=Cloudfunctions2FunctionBuildConfigSourceStorageSource(
+                        bucket=platform.source_bucket.bucket.name,
+                        object=platform.source_object_name,
+                    )
+                ),
+            ),
+            service_config=Cloudfunctions2FunctionServiceConfig(
+                service_account_email=self.runtime_account.email,
+                ingress_settings="ALLOW_INTERNAL_ONLY",
+                all_traffic_on_latest_revision=True,
+                min_instance_count=s.min_instances,
+                max_instance_count=s.max_instances,
+                max_instance_request_concurrency=s.max_instance_request_concurrency,
+                available_cpu="1" if concurrent else None,
+                available_memory=s.available_memory,
+                timeout_seconds=s.timeout_seconds,
+                environment_variables=dict(sorted(props.environment.items())),
+                secret_environment_variables=secret_vars or None,
+                vpc_connector=s.vpc_connector,
+                vpc_connector_egress_settings=s.vpc_egress if s.vpc_connector else None,
+            ),
+            depends_on=[*platform.function_dependencies, *build_grants, *secret_grants],
+        )
+        self.function.override_logical_id(names.logical_id("function"))
+
+    @property
+    def uri(self) -> str:
+        return self.function.service_config.uri
+
+    def grant_invoke(self, member: str, grant_id: str) -> CloudRunV2ServiceIamMember:
+        """roles/run.invoker on this function's Cloud Run service only."""
+        grant = CloudRunV2ServiceIamMember(
+            self, grant_id, project=self._project, location=self.function.location,
+            name=self.function.name, role="roles/run.invoker", member=member,
+        )
+        grant.override_logical_id(self._names.logical_id(grant_id))
+        return grant

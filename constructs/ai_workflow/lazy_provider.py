@@ -1,0 +1,125 @@
+"""Load only the Google provider submodules a stack actually uses.
+
+`cdktf_cdktf_provider_google/__init__.py` ends with ~1,470 `from . import <submodule>`
+lines, which costs ~10 s and ~400 MB before synth starts. `install()` adds an import hook
+that runs that `__init__.py` without those lines and resolves submodules on first
+attribute access (PEP 562), so `from cdktf_cdktf_provider_google.pubsub_topic import
+PubsubTopic` keeps working and loads one submodule. The synthesized JSON is identical.
+
+Set AI_WORKFLOW_EAGER_IMPORTS=1 to turn it off. If the package's `__init__.py` does not
+have the expected shape, the hook falls back to the eager import with a one-line warning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import os
+import re
+import sys
+import types
+from typing import Any
+
+PROVIDER_PACKAGE = "cdktf_cdktf_provider_google"
+EAGER_ENV_VAR = "AI_WORKFLOW_EAGER_IMPORTS"
+
+_SUBMODULE_IMPORT = re.compile(r"^from \. import ([a-z_][a-z0-9_]*)$")
+_ANCHOR = "publication.publish()"
+
+
+def eager_requested() -> bool:
+    """True when the user asked for plain eager imports."""
+    return os.environ.get(EAGER_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
+
+
+def split_package_source(source: str) -> tuple[str, list[str]] | None:
+    """Split the provider `__init__.py` into (head, submodule names).
+
+    Returns None when the file does not end in exactly the block of submodule imports
+    that follows `publication.publish()`; then the trick is unsafe.
+    """
+    head, sep, tail = source.rpartition(_ANCHOR)
+    if not sep:
+        return None
+    names: list[str] = []
+    for line in tail.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _SUBMODULE_IMPORT.match(stripped)
+        if match is None:
+            return None
+        names.append(match.group(1))
+    if not names:
+        return None
+    return head + sep + "\n", names
+
+
+class _LazyPackageLoader(importlib.abc.Loader):
+    """Runs the package head, then defers each submodule to first access."""
+
+    def __init__(self, real: importlib.machinery.SourceFileLoader, head: str, names: list[str]):
+        self._real = real
+        self._head = head
+        self._names = frozenset(names)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        code = compile(self._head, self._real.get_filename(PROVIDER_PACKAGE), "exec")
+        exec(code, module.__dict__)
+        names = self._names
+
+        def __getattr__(name: str) -> Any:
+            if name in names:
+                return importlib.import_module(f"{PROVIDER_PACKAGE}.{name}")
+            raise AttributeError(f"module {PROVIDER_PACKAGE!r} has no attribute {name!r}")
+
+        # `publication.publish()` in the head swaps in a new module object under this
+        # name, so the hook goes on whichever object the import system now holds.
+        published = sys.modules.get(PROVIDER_PACKAGE, module)
+        for target in {id(module): module, id(published): published}.values():
+            target.__getattr__ = __getattr__  # type: ignore[method-assign]
+
+
+class _LazyProviderFinder(importlib.abc.MetaPathFinder):
+    """Intercepts only the provider's top-level package import."""
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != PROVIDER_PACKAGE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+            return spec
+        source = spec.loader.get_source(fullname)
+        split = split_package_source(source or "")
+        if split is None:
+            print(
+                f"warning: {PROVIDER_PACKAGE}/__init__.py has an unexpected layout; "
+                "falling back to eager provider imports (slower, same output)",
+                file=sys.stderr,
+            )
+            return spec
+        spec.loader = _LazyPackageLoader(spec.loader, *split)
+        return spec
+
+
+_FINDER = _LazyProviderFinder()
+
+
+def install() -> bool:
+    """Install the lazy hook once; returns whether lazy loading is active.
+
+    A no-op when eager imports are requested or the provider is already imported.
+    """
+    if eager_requested():
+        return False
+    if PROVIDER_PACKAGE in sys.modules:
+        return _FINDER in sys.meta_path
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+    return True

@@ -1,0 +1,82 @@
+"""Synthesize every environment in config/ into cdktf.out/stacks/<env>/cdk.tf.json.
+
+    python main.py                      # all environments (what `make synth` runs)
+    python main.py --env dev            # only some
+    python main.py --config-dir other/  # settings from elsewhere
+
+`cdktf synth` runs this file too (see cdktf.json). Bad settings print one line per
+problem, naming the file, key, value and what is allowed, exit 2 and leave the previous
+output untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ai_workflow import ConfigError, load_environments
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"main.py: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = _Parser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config-dir", type=Path, default=Path("config"),
+        help="directory of <env>.toml files (default: config)",
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME",
+        help="environment to synthesize; repeat for several (default: all)",
+    )
+    parser.add_argument(
+        "--outdir", type=Path, default=Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")),
+        help="output directory (default: $CDKTF_OUTDIR or cdktf.out)",
+    )
+    parser.add_argument(
+        "--source-dir", type=Path, default=Path("function_src"),
+        help="handler source to bundle (default: function_src)",
+    )
+    return parser.parse_args(argv)
+
+
+def config_files(config_dir: Path, names: list[str]) -> list[Path]:
+    if not config_dir.is_dir():
+        raise ConfigError([f"--config-dir: got {config_dir.as_posix()!r}, allowed a directory"])
+    available = {p.stem: p for p in sorted(config_dir.glob("*.toml"))}
+    if not available:
+        raise ConfigError([f"{config_dir.as_posix()}: no <env>.toml files"])
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ConfigError(
+            [f"--env: got {n!r}, allowed one of {', '.join(available)}" for n in unknown]
+        )
+    return [available[n] for n in (names or list(available))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        envs = load_environments(config_files(args.config_dir, args.env))
+        from ai_workflow.synth import synth_environments
+
+        paths = synth_environments(envs, args.source_dir, args.outdir)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for env, path in zip(envs, paths, strict=True):
+        print(f"synthesized {env.name}: {os.path.relpath(path)} ({len(env.workflows)} workflows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
