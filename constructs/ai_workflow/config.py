@@ -170,14 +170,14 @@ def settings_problems(where: str, s: WorkflowSettings) -> list[str]:
     """Range and format rules for the tunables (the props validation table)."""
     p: list[str] = []
     p += rules.integer_in_range(f"{where}ack_deadline_seconds", s.ack_deadline_seconds, 10, 600)
-    p += rules.integer_in_range(
+    backoff = rules.integer_in_range(
         f"{where}min_retry_backoff_seconds", s.min_retry_backoff_seconds, 0, 600
-    )
-    p += rules.integer_in_range(
+    ) + rules.integer_in_range(
         f"{where}max_retry_backoff_seconds", s.max_retry_backoff_seconds, 0, 600
     )
+    p += backoff
     if (
-        not p
+        not backoff
         and not rules.is_token(s.min_retry_backoff_seconds)
         and s.min_retry_backoff_seconds > s.max_retry_backoff_seconds
     ):
@@ -201,9 +201,10 @@ def settings_problems(where: str, s: WorkflowSettings) -> list[str]:
         f"{where}available_memory", s.available_memory, rules.MEMORY, "a size like 256Mi or 1Gi"
     )
     p += rules.integer_in_range(f"{where}timeout_seconds", s.timeout_seconds, 1, 3600)
-    p += rules.integer_in_range(f"{where}max_instances", s.max_instances, 1, 1000)
-    p += rules.integer_in_range(f"{where}min_instances", s.min_instances, 0, 100)
-    if not p and s.min_instances > s.max_instances:
+    instances = rules.integer_in_range(f"{where}max_instances", s.max_instances, 1, 1000)
+    instances += rules.integer_in_range(f"{where}min_instances", s.min_instances, 0, 100)
+    p += instances
+    if not instances and s.min_instances > s.max_instances:
         p.append(
             f"{where}min_instances: got {s.min_instances}, allowed at most max_instances "
             f"({s.max_instances})"
