@@ -43,6 +43,7 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy function_src/main.py tools
 
 pytest: install
 	$(PY) -m pytest

@@ -51,4 +51,3 @@ def dev(stacks: dict[str, dict[str, Any]]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def prod(stacks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return stacks["prod"]
-

@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_main(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
     )
 
 
@@ -65,14 +69,13 @@ def test_unknown_environment_and_bad_arguments() -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == "main.py: unrecognized arguments: --bogus (see --help)"
     result = run_main("--config-dir", "/nonexistent")
-    assert result.stderr.strip() == (
-        "error: --config-dir: got '/nonexistent', allowed a directory"
-    )
+    assert result.stderr.strip() == ("error: --config-dir: got '/nonexistent', allowed a directory")
 
 
 def test_missing_handler_source_is_one_line(tmp_path: Path) -> None:
-    result = run_main("--env", "dev", "--source-dir", str(tmp_path), "--outdir",
-                      str(tmp_path / "out"))
+    result = run_main(
+        "--env", "dev", "--source-dir", str(tmp_path), "--outdir", str(tmp_path / "out")
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path.as_posix()}: no main.py to deploy"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ai_workflow import ConfigError
 from ai_workflow.config import load_environment, load_environments, parse_environment
 
@@ -46,38 +47,81 @@ def test_examples_are_valid() -> None:
     ("key", "value", "message"),
     [
         ("ack_deadline_seconds", 5, "workflows[0].ack_deadline_seconds: got 5, allowed 10..600"),
-        ("ack_deadline_seconds", 601, "workflows[0].ack_deadline_seconds: got 601, allowed 10..600"),
-        ("ack_deadline_seconds", "20",
-         "workflows[0].ack_deadline_seconds: got '20', allowed an integer 10..600"),
-        ("ack_deadline_seconds", True,
-         "workflows[0].ack_deadline_seconds: got True, allowed an integer 10..600"),
+        (
+            "ack_deadline_seconds",
+            601,
+            "workflows[0].ack_deadline_seconds: got 601, allowed 10..600",
+        ),
+        (
+            "ack_deadline_seconds",
+            "20",
+            "workflows[0].ack_deadline_seconds: got '20', allowed an integer 10..600",
+        ),
+        (
+            "ack_deadline_seconds",
+            True,
+            "workflows[0].ack_deadline_seconds: got True, allowed an integer 10..600",
+        ),
         ("max_delivery_attempts", 4, "workflows[0].max_delivery_attempts: got 4, allowed 5..100"),
-        ("min_retry_backoff_seconds", -1,
-         "workflows[0].min_retry_backoff_seconds: got -1, allowed 0..600"),
-        ("max_retry_backoff_seconds", 700,
-         "workflows[0].max_retry_backoff_seconds: got 700, allowed 0..600"),
-        ("message_retention_seconds", 60,
-         "workflows[0].message_retention_seconds: got 60, allowed 600..2678400"),
-        ("dead_letter_retention_seconds", 700000,
-         "workflows[0].dead_letter_retention_seconds: got 700000, allowed 600..604800"),
-        ("runtime", "python37",
-         "workflows[0].runtime: got 'python37', allowed one of python312, python313"),
-        ("available_memory", "lots",
-         "workflows[0].available_memory: got 'lots', allowed a size like 256Mi or 1Gi"),
+        (
+            "min_retry_backoff_seconds",
+            -1,
+            "workflows[0].min_retry_backoff_seconds: got -1, allowed 0..600",
+        ),
+        (
+            "max_retry_backoff_seconds",
+            700,
+            "workflows[0].max_retry_backoff_seconds: got 700, allowed 0..600",
+        ),
+        (
+            "message_retention_seconds",
+            60,
+            "workflows[0].message_retention_seconds: got 60, allowed 600..2678400",
+        ),
+        (
+            "dead_letter_retention_seconds",
+            700000,
+            "workflows[0].dead_letter_retention_seconds: got 700000, allowed 600..604800",
+        ),
+        (
+            "runtime",
+            "python37",
+            "workflows[0].runtime: got 'python37', allowed one of python312, python313",
+        ),
+        (
+            "available_memory",
+            "lots",
+            "workflows[0].available_memory: got 'lots', allowed a size like 256Mi or 1Gi",
+        ),
         ("max_instances", 0, "workflows[0].max_instances: got 0, allowed 1..1000"),
         ("timeout_seconds", 4000, "workflows[0].timeout_seconds: got 4000, allowed 1..3600"),
-        ("vpc_egress", "SOME",
-         "workflows[0].vpc_egress: got 'SOME', allowed one of PRIVATE_RANGES_ONLY, ALL_TRAFFIC"),
-        ("name", "Ingest",
-         "workflows[0].name: got 'Ingest', allowed 2..24 lowercase letters, digits and hyphens, "
-         "starting with a letter (it prefixes topic, function and service account names)"),
-        ("name", "a-very-long-workflow-name-x",
-         "workflows[0].name: got 'a-very-long-workflow-name-x', allowed 2..24 lowercase"),
-        ("publishers", ["allUsers"],
-         "workflows[0].publishers[0]: got 'allUsers', allowed a named principal "
-         "(public publishers are never allowed)"),
-        ("publishers", ["someone@example.com"],
-         "workflows[0].publishers[0]: got 'someone@example.com', allowed an IAM member"),
+        (
+            "vpc_egress",
+            "SOME",
+            "workflows[0].vpc_egress: got 'SOME', allowed one of PRIVATE_RANGES_ONLY, ALL_TRAFFIC",
+        ),
+        (
+            "name",
+            "Ingest",
+            "workflows[0].name: got 'Ingest', allowed 2..24 lowercase letters, digits and hyphens, "
+            "starting with a letter (it prefixes topic, function and service account names)",
+        ),
+        (
+            "name",
+            "a-very-long-workflow-name-x",
+            "workflows[0].name: got 'a-very-long-workflow-name-x', allowed 2..24 lowercase",
+        ),
+        (
+            "publishers",
+            ["allUsers"],
+            "workflows[0].publishers[0]: got 'allUsers', allowed a named principal "
+            "(public publishers are never allowed)",
+        ),
+        (
+            "publishers",
+            ["someone@example.com"],
+            "workflows[0].publishers[0]: got 'someone@example.com', allowed an IAM member",
+        ),
         ("labels", {"Team": "x"}, "workflows[0].labels.Team: got 'Team', allowed lowercase"),
         ("subscription_filter", "x" * 257, "workflows[0].subscription_filter: got 'xxxx"),
     ],
@@ -88,13 +132,22 @@ def test_workflow_rules(key: str, value: Any, message: str) -> None:
 
 
 def test_backoff_order_and_instance_order() -> None:
-    found = problems(with_workflow(min_retry_backoff_seconds=60, max_retry_backoff_seconds=30,
-                                   min_instances=5, max_instances=2))
+    found = problems(
+        with_workflow(
+            min_retry_backoff_seconds=60,
+            max_retry_backoff_seconds=30,
+            min_instances=5,
+            max_instances=2,
+        )
+    )
     assert (
         "config/dev.toml: workflows[0].min_retry_backoff_seconds: got 60, allowed at most "
         "max_retry_backoff_seconds (30)" in found
     )
-    assert "config/dev.toml: workflows[0].min_instances: got 5, allowed at most max_instances (2)" in found
+    assert (
+        "config/dev.toml: workflows[0].min_instances: got 5, allowed at most max_instances (2)"
+        in found
+    )
 
 
 @pytest.mark.parametrize(
@@ -104,8 +157,14 @@ def test_backoff_order_and_instance_order() -> None:
         ({"region": "europe west"}, "region: got 'europe west', allowed a region such as"),
         ({"kms_key_name": "my-key"}, "kms_key_name: got 'my-key', allowed projects/<p>/locations/"),
         ({"access_log_bucket": "Bad_Bucket"}, "access_log_bucket: got 'Bad_Bucket', allowed 3..63"),
-        ({"access_log_bucket": "googlelogs"}, "access_log_bucket: got 'googlelogs', allowed a name"),
-        ({"pipeline_root_retention_days": 0}, "pipeline_root_retention_days: got 0, allowed 1..3650"),
+        (
+            {"access_log_bucket": "googlelogs"},
+            "access_log_bucket: got 'googlelogs', allowed a name",
+        ),
+        (
+            {"pipeline_root_retention_days": 0},
+            "pipeline_root_retention_days: got 0, allowed 1..3650",
+        ),
         ({"state_path": "/abs/state"}, "state_path: got '/abs/state', allowed a path relative"),
         ({"labels": {"team": "ML"}}, "labels.team: got 'ML', allowed lowercase"),
         ({"workflows": []}, "workflows: missing, allowed one or more [[workflows]] tables"),
@@ -131,7 +190,9 @@ def test_unknown_keys_are_typos() -> None:
     data["workflow_defaults"]["max_instance"] = 3
     found = problems(data)
     assert any(p.startswith("config/dev.toml: regoin: unknown key, allowed ") for p in found)
-    assert any(p.startswith("config/dev.toml: workflows[0].ack_deadline: unknown key") for p in found)
+    assert any(
+        p.startswith("config/dev.toml: workflows[0].ack_deadline: unknown key") for p in found
+    )
     assert any(
         p.startswith("config/dev.toml: workflows[0].routes.data.ready.paramters: unknown key")
         for p in found
@@ -143,17 +204,26 @@ def test_unknown_keys_are_typos() -> None:
 
 def test_routes_rules() -> None:
     found = problems(with_workflow(routes={}))
-    assert "config/dev.toml: workflows[0].routes: got {}, allowed at least one event type route" in found
+    assert (
+        "config/dev.toml: workflows[0].routes: got {}, allowed at least one event type route"
+        in found
+    )
     found = problems(with_workflow(routes={"Train": ROUTE}))
-    assert any(p.startswith("config/dev.toml: workflows[0].routes.Train: got 'Train'") for p in found)
+    assert any(
+        p.startswith("config/dev.toml: workflows[0].routes.Train: got 'Train'") for p in found
+    )
     found = problems(with_workflow(routes={"model.train": {"template_uri": "gs://b/t.json"}}))
     assert any(
-        p.startswith("config/dev.toml: workflows[0].routes.model.train.template_uri: got "
-                     "'gs://b/t.json', allowed an Artifact Registry KFP template")
+        p.startswith(
+            "config/dev.toml: workflows[0].routes.model.train.template_uri: got "
+            "'gs://b/t.json', allowed an Artifact Registry KFP template"
+        )
         for p in found
     )
     found = problems(with_workflow(routes={"model.train": {"parameters": {}}}))
-    assert "config/dev.toml: workflows[0].routes.model.train.template_uri: missing, required" in found
+    assert (
+        "config/dev.toml: workflows[0].routes.model.train.template_uri: missing, required" in found
+    )
 
 
 def test_missing_required_keys() -> None:
@@ -176,8 +246,10 @@ def test_references_to_missing_workflows_and_cycles() -> None:
     data = copy.deepcopy(DEV)
     data["workflows"][2]["name"] = "train"
     found = problems(data)
-    assert any("workflows[2].name: got 'train', allowed a name not already used by workflows[1]"
-               in p for p in found)
+    assert any(
+        "workflows[2].name: got 'train', allowed a name not already used by workflows[1]" in p
+        for p in found
+    )
 
 
 def test_all_problems_are_reported_at_once() -> None:
@@ -188,8 +260,9 @@ def test_all_problems_are_reported_at_once() -> None:
 
 def test_environment_name_comes_from_the_file_name() -> None:
     found = problems(copy.deepcopy(DEV), name="Dev")
-    assert any(p.startswith("config/dev.toml: environment name (file name): got 'Dev'")
-               for p in found)
+    assert any(
+        p.startswith("config/dev.toml: environment name (file name): got 'Dev'") for p in found
+    )
 
 
 def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:

@@ -12,9 +12,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def tracked_files() -> list[str]:
     out = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "constructs", "config",
-         "function_src", "main.py"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            "git",
+            "ls-files",
+            "-co",
+            "--exclude-standard",
+            "constructs",
+            "config",
+            "function_src",
+            "main.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return [line for line in out.splitlines() if line and (ROOT / line).is_file()]
 
@@ -38,8 +49,12 @@ def test_second_clone_with_fresh_mtimes_synthesizes_identical_bytes(
         os.utime(target, (2_000_000_000 + i, 2_000_000_000 + i))
     env = {**os.environ, "PYTHONPATH": str(clone / "constructs")}
     result = subprocess.run(
-        [sys.executable, "main.py", "--outdir", "out"], cwd=clone, env=env,
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "main.py", "--outdir", "out"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "synthesized dev" in result.stdout

@@ -29,8 +29,18 @@ def grants(stack: dict[str, Any]) -> set[tuple[str, str, str, str]]:
     out = set()
     for kind, _, body in iam_members(stack):
         target = next(
-            body[k] for k in ("topic", "subscription", "service_account_id", "bucket", "name",
-                              "repository", "crypto_key_id", "secret_id", "project")
+            body[k]
+            for k in (
+                "topic",
+                "subscription",
+                "service_account_id",
+                "bucket",
+                "name",
+                "repository",
+                "crypto_key_id",
+                "secret_id",
+                "project",
+            )
             if k in body
         )
         out.add((kind, target, body["role"], body["member"]))
@@ -43,7 +53,8 @@ def test_no_public_members_no_basic_roles_no_project_level_impersonation(stack: 
         assert body["role"] not in BASIC_ROLES, name
         if kind == "google_project_iam_member":
             assert body["role"] not in (
-                "roles/iam.serviceAccountUser", "roles/iam.serviceAccountTokenCreator"
+                "roles/iam.serviceAccountUser",
+                "roles/iam.serviceAccountTokenCreator",
             ), name
     assert "google_project_iam_binding" not in stack["resource"]
     assert "google_project_iam_policy" not in stack["resource"]
@@ -86,30 +97,39 @@ def test_runtime_account_publishes_results_and_dead_letters_and_starts_pipelines
     runtime = sa(wf, "runtime")
     held = {g for g in grants(stack) if g[3] == runtime and "secret" not in g[0]}
     assert held == {
-        ("google_pubsub_topic_iam_member",
-         ref("google_pubsub_topic", f"{wf}_results_topic", "name"),
-         "roles/pubsub.publisher", runtime),
-        ("google_pubsub_topic_iam_member",
-         ref("google_pubsub_topic", f"{wf}_dead_letter_topic", "name"),
-         "roles/pubsub.publisher", runtime),
+        (
+            "google_pubsub_topic_iam_member",
+            ref("google_pubsub_topic", f"{wf}_results_topic", "name"),
+            "roles/pubsub.publisher",
+            runtime,
+        ),
+        (
+            "google_pubsub_topic_iam_member",
+            ref("google_pubsub_topic", f"{wf}_dead_letter_topic", "name"),
+            "roles/pubsub.publisher",
+            runtime,
+        ),
         ("google_project_iam_member", held_project(stack), "roles/aiplatform.user", runtime),
-        ("google_service_account_iam_member",
-         ref("google_service_account", f"{wf}_pipeline_sa", "name"),
-         "roles/iam.serviceAccountUser", runtime),
+        (
+            "google_service_account_iam_member",
+            ref("google_service_account", f"{wf}_pipeline_sa", "name"),
+            "roles/iam.serviceAccountUser",
+            runtime,
+        ),
     }
 
 
 @pytest.mark.parametrize("wf", WORKFLOWS)
-def test_pipeline_account_runs_jobs_and_writes_only_the_pipeline_root(
-    stack: dict, wf: str
-) -> None:
+def test_pipeline_account_runs_jobs_and_writes_only_the_pipeline_root(stack: dict, wf: str) -> None:
     pipeline = sa(wf, "pipeline")
     held = {(g[0], g[1], g[2]) for g in grants(stack) if g[3] == pipeline}
     assert held == {
         ("google_project_iam_member", held_project(stack), "roles/aiplatform.user"),
-        ("google_storage_bucket_iam_member",
-         ref("google_storage_bucket", "pipeline_root_bucket", "name"),
-         "roles/storage.objectUser"),
+        (
+            "google_storage_bucket_iam_member",
+            ref("google_storage_bucket", "pipeline_root_bucket", "name"),
+            "roles/storage.objectUser",
+        ),
     }
 
 
@@ -119,27 +139,40 @@ def test_build_account_reads_source_writes_images_and_logs(stack: dict, wf: str)
     held = {(g[0], g[1], g[2]) for g in grants(stack) if g[3] == build}
     assert held == {
         ("google_project_iam_member", held_project(stack), "roles/logging.logWriter"),
-        ("google_artifact_registry_repository_iam_member",
-         ref("google_artifact_registry_repository", "function_images", "id"),
-         "roles/artifactregistry.writer"),
-        ("google_storage_bucket_iam_member",
-         ref("google_storage_bucket", "source_bucket", "name"),
-         "roles/storage.objectViewer"),
+        (
+            "google_artifact_registry_repository_iam_member",
+            ref("google_artifact_registry_repository", "function_images", "id"),
+            "roles/artifactregistry.writer",
+        ),
+        (
+            "google_storage_bucket_iam_member",
+            ref("google_storage_bucket", "source_bucket", "name"),
+            "roles/storage.objectViewer",
+        ),
     }
 
 
 @pytest.mark.parametrize("wf", WORKFLOWS)
 def test_pubsub_agent_gets_the_dead_letter_and_oidc_grants(stack: dict, wf: str) -> None:
     held = {g for g in grants(stack) if g[3] == PUBSUB_AGENT}
-    assert ("google_pubsub_topic_iam_member",
-            ref("google_pubsub_topic", f"{wf}_dead_letter_topic", "name"),
-            "roles/pubsub.publisher", PUBSUB_AGENT) in held
-    assert ("google_pubsub_subscription_iam_member",
-            ref("google_pubsub_subscription", f"{wf}_push_subscription", "name"),
-            "roles/pubsub.subscriber", PUBSUB_AGENT) in held
-    assert ("google_service_account_iam_member",
-            ref("google_service_account", f"{wf}_push_sa", "name"),
-            "roles/iam.serviceAccountTokenCreator", PUBSUB_AGENT) in held
+    assert (
+        "google_pubsub_topic_iam_member",
+        ref("google_pubsub_topic", f"{wf}_dead_letter_topic", "name"),
+        "roles/pubsub.publisher",
+        PUBSUB_AGENT,
+    ) in held
+    assert (
+        "google_pubsub_subscription_iam_member",
+        ref("google_pubsub_subscription", f"{wf}_push_subscription", "name"),
+        "roles/pubsub.subscriber",
+        PUBSUB_AGENT,
+    ) in held
+    assert (
+        "google_service_account_iam_member",
+        ref("google_service_account", f"{wf}_push_sa", "name"),
+        "roles/iam.serviceAccountTokenCreator",
+        PUBSUB_AGENT,
+    ) in held
 
 
 def test_pubsub_agent_has_nothing_else(dev: dict, prod: dict) -> None:
@@ -152,9 +185,12 @@ def test_producers_publish_to_the_trigger_topic_only(dev: dict) -> None:
     producer = "serviceAccount:data-landing@acme-ai-dev.iam.gserviceaccount.com"
     held = {g for g in grants(dev) if g[3] == producer}
     assert held == {
-        ("google_pubsub_topic_iam_member",
-         ref("google_pubsub_topic", "ingest_trigger_topic", "name"),
-         "roles/pubsub.publisher", producer)
+        (
+            "google_pubsub_topic_iam_member",
+            ref("google_pubsub_topic", "ingest_trigger_topic", "name"),
+            "roles/pubsub.publisher",
+            producer,
+        )
     }
 
 

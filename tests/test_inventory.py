@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ai_workflow.config import parse_environment
 from ai_workflow.source_bundle import build_source_bundle
 from ai_workflow.synth import synth_app
@@ -37,8 +38,11 @@ def expected(workflows: int, own_triggers: int, publishers: int, extra: dict[str
     # runtime -> results + dead letter, agent -> dead letter, plus producers.
     want["google_pubsub_topic_iam_member"] = 3 * workflows + publishers
     want.update(
-        {"google_storage_bucket": 2, "google_storage_bucket_object": 1,
-         "google_artifact_registry_repository": 1}
+        {
+            "google_storage_bucket": 2,
+            "google_storage_bucket_object": 1,
+            "google_artifact_registry_repository": 1,
+        }
     )
     want.update(extra)
     return dict(want)
@@ -51,9 +55,14 @@ def test_dev_inventory(dev: dict) -> None:
 
 def test_prod_inventory(prod: dict) -> None:
     assert counts(prod) == expected(
-        3, 1, 1,
-        {"google_project_service": 11, "google_kms_crypto_key_iam_member": 1,
-         "google_secret_manager_secret_iam_member": 1},
+        3,
+        1,
+        1,
+        {
+            "google_project_service": 11,
+            "google_kms_crypto_key_iam_member": 1,
+            "google_secret_manager_secret_iam_member": 1,
+        },
     )
     assert sum(counts(prod).values()) == 85
 
@@ -84,5 +93,9 @@ def test_a_stack_of_100_chained_workflows_synthesizes(tmp_path: Path, size: int)
     stack = json.loads((tmp_path / "stacks" / "scale" / "cdk.tf.json").read_text())
     assert counts(stack) == expected(size, size // 5, 0, {"google_project_service": 9})
     subs = stack["resource"]["google_pubsub_subscription"]
-    assert subs["wf001_push_subscription"]["topic"] == "${google_pubsub_topic.wf000_results_topic.id}"
-    assert subs["wf005_push_subscription"]["topic"] == "${google_pubsub_topic.wf005_trigger_topic.id}"
+    assert (
+        subs["wf001_push_subscription"]["topic"] == "${google_pubsub_topic.wf000_results_topic.id}"
+    )
+    assert (
+        subs["wf005_push_subscription"]["topic"] == "${google_pubsub_topic.wf005_trigger_topic.id}"
+    )

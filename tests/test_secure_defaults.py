@@ -159,8 +159,9 @@ def test_function_environment_names_topics_and_routes(dev: dict) -> None:
     assert env["VERTEX_LOCATION"] == "europe-west4"
     assert env["RESULTS_TOPIC"] == ref("google_pubsub_topic", "train_results_topic", "id")
     assert env["DEAD_LETTER_TOPIC"] == ref("google_pubsub_topic", "train_dead_letter_topic", "id")
-    assert env["PIPELINE_SERVICE_ACCOUNT"] == ref("google_service_account", "train_pipeline_sa",
-                                                  "email")
+    assert env["PIPELINE_SERVICE_ACCOUNT"] == ref(
+        "google_service_account", "train_pipeline_sa", "email"
+    )
     assert env["PIPELINE_ROOT"] == (
         "gs://" + ref("google_storage_bucket", "pipeline_root_bucket", "name") + "/train"
     )
@@ -175,7 +176,9 @@ def test_secrets_come_from_secret_manager_never_literals(prod: dict) -> None:
     fn = resources(prod, "google_cloudfunctions2_function")["batch_predict_function"]
     (secret,) = fn["service_config"]["secret_environment_variables"]
     assert secret == {
-        "key": "SCORING_API_KEY", "project_id": "acme-ai-prod", "secret": "scoring-api-key",
+        "key": "SCORING_API_KEY",
+        "project_id": "acme-ai-prod",
+        "secret": "scoring-api-key",
         "version": "latest",
     }
     assert "SCORING_API_KEY" not in fn["service_config"]["environment_variables"]
@@ -189,8 +192,15 @@ def test_secrets_come_from_secret_manager_never_literals(prod: dict) -> None:
 
 def test_required_apis_are_enabled_and_survive_destroy(dev: dict, prod: dict) -> None:
     base = {
-        "artifactregistry", "cloudbuild", "cloudfunctions", "iam", "logging", "pubsub", "run",
-        "storage", "aiplatform",
+        "artifactregistry",
+        "cloudbuild",
+        "cloudfunctions",
+        "iam",
+        "logging",
+        "pubsub",
+        "run",
+        "storage",
+        "aiplatform",
     }
     for stack, extra in ((dev, set()), (prod, {"cloudkms", "secretmanager"})):
         services = resources(stack, "google_project_service")
@@ -211,9 +221,16 @@ def test_outputs_name_the_endpoints_topics_and_accounts(stack: dict) -> None:
     outputs = stack["output"]
     for wf in WORKFLOWS:
         for key in (
-            "function_uri", "trigger_topic", "results_topic", "dead_letter_topic",
-            "push_subscription", "dead_letter_subscription", "runtime_service_account",
-            "push_service_account", "build_service_account", "pipeline_service_account",
+            "function_uri",
+            "trigger_topic",
+            "results_topic",
+            "dead_letter_topic",
+            "push_subscription",
+            "dead_letter_subscription",
+            "runtime_service_account",
+            "push_service_account",
+            "build_service_account",
+            "pipeline_service_account",
         ):
             assert f"{wf}_{key}" in outputs
     assert outputs["train_trigger_topic"]["value"] == ref(

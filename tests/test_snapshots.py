@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
-from ai_workflow.source_bundle import build_source_bundle
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
+
+from ai_workflow.source_bundle import build_source_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 

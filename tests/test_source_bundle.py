@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from ai_workflow.source_bundle import build_source_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,9 +35,17 @@ def test_bundle_has_the_handler_and_its_requirements(source: Path) -> None:
 
 def test_caches_tests_and_virtualenvs_are_left_out(source: Path) -> None:
     clean = build_source_bundle(source)
-    for junk in ("__pycache__/main.cpython-312.pyc", "workflow_handler/__pycache__/x.pyc",
-                 ".venv/lib/site.py", "venv/bin/python", "tests/test_x.py", "stray.pyc",
-                 ".DS_Store", ".pytest_cache/v", "node_modules/x.js"):
+    for junk in (
+        "__pycache__/main.cpython-312.pyc",
+        "workflow_handler/__pycache__/x.pyc",
+        ".venv/lib/site.py",
+        "venv/bin/python",
+        "tests/test_x.py",
+        "stray.pyc",
+        ".DS_Store",
+        ".pytest_cache/v",
+        "node_modules/x.js",
+    ):
         path = source / junk
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("junk")
@@ -67,5 +76,5 @@ def test_a_code_change_changes_the_object_name(source: Path) -> None:
 
 
 def test_a_source_dir_without_main_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no main.py to deploy"):
+    with pytest.raises(FileNotFoundError, match=r"no main\.py to deploy"):
         build_source_bundle(tmp_path)

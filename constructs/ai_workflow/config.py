@@ -146,7 +146,9 @@ class EnvironmentConfig:
 _SETTING_FIELDS = {f.name for f in dataclasses.fields(WorkflowSettings)}
 _WORKFLOW_FIELDS = {f.name for f in dataclasses.fields(WorkflowConfig)}
 _ENV_FIELDS = {f.name for f in dataclasses.fields(EnvironmentConfig)} - {
-    "name", "source_file", "workflows"
+    "name",
+    "source_file",
+    "workflows",
 } | {"workflow_defaults", "workflows"}
 _ROUTE_FIELDS = {f.name for f in dataclasses.fields(RouteConfig)}
 _SECRET_FIELDS = {f.name for f in dataclasses.fields(SecretEnvConfig)}
@@ -190,7 +192,9 @@ def settings_problems(where: str, s: WorkflowSettings) -> list[str]:
         f"{where}message_retention_seconds", s.message_retention_seconds, 600, 31 * DAY_SECONDS
     )
     p += rules.integer_in_range(
-        f"{where}dead_letter_retention_seconds", s.dead_letter_retention_seconds, 600,
+        f"{where}dead_letter_retention_seconds",
+        s.dead_letter_retention_seconds,
+        600,
         7 * DAY_SECONDS,
     )
     p += rules.integer_in_range(
@@ -222,7 +226,9 @@ def settings_problems(where: str, s: WorkflowSettings) -> list[str]:
 def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
     """Rules for one workflow's props, including its settings."""
     p = rules.matches(
-        f"{where}name", w.name, rules.WORKFLOW_NAME,
+        f"{where}name",
+        w.name,
+        rules.WORKFLOW_NAME,
         "2..24 lowercase letters, digits and hyphens, starting with a letter "
         "(it prefixes topic, function and service account names)",
     )
@@ -233,18 +239,24 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
         for event_type, route in w.routes.items():
             at = f"{where}routes.{event_type}"
             p += rules.matches(
-                at, event_type, rules.EVENT_TYPE,
+                at,
+                event_type,
+                rules.EVENT_TYPE,
                 "a dotted lowercase event type such as model.train",
             )
             p += rules.matches(
-                f"{at}.template_uri", route.template_uri, rules.TEMPLATE_URI,
+                f"{at}.template_uri",
+                route.template_uri,
+                rules.TEMPLATE_URI,
                 "an Artifact Registry KFP template "
                 "https://<region>-kfp.pkg.dev/<project>/<repo>/<template>/<tag-or-version>",
             )
             if not isinstance(route.parameters, dict):
                 p.append(f"{at}.parameters: got {route.parameters!r}, allowed a table")
             p += rules.matches(
-                f"{at}.result_event_type", route.result_event_type, rules.EVENT_TYPE,
+                f"{at}.result_event_type",
+                route.result_event_type,
+                rules.EVENT_TYPE,
                 "a dotted lowercase event type such as workflow.started",
             )
     for i, member in enumerate(w.publishers):
@@ -255,7 +267,9 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
             )
         else:
             p += rules.matches(
-                f"{where}publishers[{i}]", member, rules.IAM_MEMBER,
+                f"{where}publishers[{i}]",
+                member,
+                rules.IAM_MEMBER,
                 "an IAM member such as serviceAccount:producer@proj.iam.gserviceaccount.com",
             )
     if not isinstance(w.subscription_filter, str) or len(w.subscription_filter) > 256:
@@ -265,11 +279,15 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
         )
     for var, secret in w.secret_env.items():
         p += rules.matches(
-            f"{where}secret_env.{var}", var, rules.ENV_VAR_NAME,
+            f"{where}secret_env.{var}",
+            var,
+            rules.ENV_VAR_NAME,
             "an upper-case environment variable name",
         )
         p += rules.matches(
-            f"{where}secret_env.{var}.secret", secret.secret, rules.SECRET_ID,
+            f"{where}secret_env.{var}.secret",
+            secret.secret,
+            rules.SECRET_ID,
             "a Secret Manager secret id (letters, digits, - and _)",
         )
     return p
@@ -326,9 +344,7 @@ def _parse_workflow(
     if not isinstance(publishers, list | tuple):
         problems.append(f"{where}publishers: got {publishers!r}, allowed a list of IAM members")
         publishers = ()
-    table = {
-        **table, "routes": routes, "secret_env": secrets, "publishers": tuple(publishers)
-    }
+    table = {**table, "routes": routes, "secret_env": secrets, "publishers": tuple(publishers)}
     workflow = _build_dataclass(WorkflowConfig, where, table, _WORKFLOW_FIELDS)
     problems += workflow_problems(where, workflow)
     return workflow
@@ -338,7 +354,9 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
     """Validate a parsed settings table; raises ConfigError listing every problem."""
     problems: list[str] = []
     problems += rules.matches(
-        "environment name (file name)", name, _ENV_NAME,
+        "environment name (file name)",
+        name,
+        _ENV_NAME,
         "1..20 lowercase letters, digits and hyphens, starting with a letter",
     )
     problems += _unknown_keys("", data, _ENV_FIELDS)
@@ -346,7 +364,9 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
         if key not in data:
             problems.append(f"{key}: missing, required")
     problems += rules.matches(
-        "project_id", data.get("project_id", "x"), rules.PROJECT_ID,
+        "project_id",
+        data.get("project_id", "x"),
+        rules.PROJECT_ID,
         "a project id: 6..30 lowercase letters, digits and hyphens, starting with a letter",
     )
     problems += rules.matches(
@@ -355,7 +375,9 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
     problems += rules.labels("labels", data.get("labels", {}))
     if data.get("kms_key_name") is not None:
         problems += rules.matches(
-            "kms_key_name", data["kms_key_name"], rules.KMS_KEY,
+            "kms_key_name",
+            data["kms_key_name"],
+            rules.KMS_KEY,
             "projects/<p>/locations/<l>/keyRings/<ring>/cryptoKeys/<key>",
         )
     if data.get("access_log_bucket") is not None:
@@ -409,7 +431,7 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
 def _graph_problems(workflows: list[WorkflowConfig]) -> list[str]:
     """Unique names, existing trigger references and no trigger cycles."""
     problems: list[str] = []
-    index = {}
+    index: dict[str, int] = {}
     for i, w in enumerate(workflows):
         if w.name in index:
             problems.append(
@@ -428,7 +450,8 @@ def _graph_problems(workflows: list[WorkflowConfig]) -> list[str]:
                 f"workflow in this file ({known})"
             )
             continue
-        seen, current = {w.name}, w.trigger
+        seen: set[str] = {w.name}
+        current: str | None = w.trigger
         while current is not None and current in index:
             if current in seen:
                 problems.append(

@@ -69,45 +69,62 @@ class HandlerFunction(Construct):
         self._names = names
         self._project = platform.project_id
         self.runtime_account = service_account(
-            self, names.logical_id("runtime_sa"), names.runtime_account_id,
+            self,
+            names.logical_id("runtime_sa"),
+            names.runtime_account_id,
             f"Runtime identity of the {names.workflow} handler",
         )
         self.build_account = service_account(
-            self, names.logical_id("build_sa"), names.build_account_id,
+            self,
+            names.logical_id("build_sa"),
+            names.build_account_id,
             f"Cloud Build identity that builds the {names.workflow} handler",
         )
         build_member = self.build_account.member
         build_grants = [
             ProjectIamMember(
-                self, "build_log_writer", project=platform.project_id,
-                role="roles/logging.logWriter", member=build_member,
+                self,
+                "build_log_writer",
+                project=platform.project_id,
+                role="roles/logging.logWriter",
+                member=build_member,
             ),
             ArtifactRegistryRepositoryIamMember(
-                self, "build_image_writer", repository=platform.docker_repository_id,
-                role="roles/artifactregistry.writer", member=build_member,
+                self,
+                "build_image_writer",
+                repository=platform.docker_repository_id,
+                role="roles/artifactregistry.writer",
+                member=build_member,
             ),
             platform.source_bucket.grant(
-                build_member, "roles/storage.objectViewer",
+                build_member,
+                "roles/storage.objectViewer",
                 f"{names.logical_id('build_source_reader')}",
             ),
         ]
-        for grant, suffix in zip(build_grants[:2], ("build_log_writer", "build_image_writer"),
-                                 strict=True):
+        for grant, suffix in zip(
+            build_grants[:2], ("build_log_writer", "build_image_writer"), strict=True
+        ):
             grant.override_logical_id(names.logical_id(suffix))
 
         secret_grants = []
         secret_vars = []
         for var, secret in sorted(props.secret_env.items()):
             grant = SecretManagerSecretIamMember(
-                self, f"secret_{var.lower()}", project=platform.project_id,
-                secret_id=secret.secret, role="roles/secretmanager.secretAccessor",
+                self,
+                f"secret_{var.lower()}",
+                project=platform.project_id,
+                secret_id=secret.secret,
+                role="roles/secretmanager.secretAccessor",
                 member=self.runtime_account.member,
             )
             grant.override_logical_id(names.logical_id(f"secret_{var.lower()}_accessor"))
             secret_grants.append(grant)
             secret_vars.append(
                 Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables(
-                    key=var, project_id=platform.project_id, secret=secret.secret,
+                    key=var,
+                    project_id=platform.project_id,
+                    secret=secret.secret,
                     version=secret.version,
                 )
             )
@@ -158,8 +175,13 @@ class HandlerFunction(Construct):
     def grant_invoke(self, member: str, grant_id: str) -> CloudRunV2ServiceIamMember:
         """roles/run.invoker on this function's Cloud Run service only."""
         grant = CloudRunV2ServiceIamMember(
-            self, grant_id, project=self._project, location=self.function.location,
-            name=self.function.name, role="roles/run.invoker", member=member,
+            self,
+            grant_id,
+            project=self._project,
+            location=self.function.location,
+            name=self.function.name,
+            role="roles/run.invoker",
+            member=member,
         )
         grant.override_logical_id(self._names.logical_id(grant_id))
         return grant

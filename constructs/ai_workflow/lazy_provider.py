@@ -6,8 +6,14 @@ that runs that `__init__.py` without those lines and resolves submodules on firs
 attribute access (PEP 562), so `from cdktf_cdktf_provider_google.pubsub_topic import
 PubsubTopic` keeps working and loads one submodule. The synthesized JSON is identical.
 
-Set AI_WORKFLOW_EAGER_IMPORTS=1 to turn it off. If the package's `__init__.py` does not
-have the expected shape, the hook falls back to the eager import with a one-line warning.
+The jsii kernel (Node) has the same problem: loading the assembly requires the provider's
+`lib/index.js`, which requires all ~1,470 JS submodules (~2.8 s, ~400 MB). `install()` also
+preloads `lazy_provider_hook.js` into the jsii Node process (via NODE_OPTIONS, only while
+the kernel starts) and that hook makes those requires lazy in the same way.
+
+Set AI_WORKFLOW_EAGER_IMPORTS=1 to turn both off. If the package's `__init__.py` (or the
+JS `lib/index.js`) does not have the expected shape, that side falls back to the eager
+import with a one-line warning.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import re
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 PROVIDER_PACKAGE = "cdktf_cdktf_provider_google"
@@ -26,6 +33,9 @@ EAGER_ENV_VAR = "AI_WORKFLOW_EAGER_IMPORTS"
 
 _SUBMODULE_IMPORT = re.compile(r"^from \. import ([a-z_][a-z0-9_]*)$")
 _ANCHOR = "publication.publish()"
+NODE_HOOK = Path(__file__).with_name("lazy_provider_hook.js")
+_NODE_OPTIONS_UNSET = object()
+_saved_node_options: Any = _NODE_OPTIONS_UNSET
 
 
 def eager_requested() -> bool:
@@ -82,6 +92,8 @@ class _LazyPackageLoader(importlib.abc.Loader):
         published = sys.modules.get(PROVIDER_PACKAGE, module)
         for target in {id(module): module, id(published): published}.values():
             target.__getattr__ = __getattr__  # type: ignore[method-assign]
+        # The head loaded the assembly, so the jsii Node process is running by now.
+        restore_node_options()
 
 
 class _LazyProviderFinder(importlib.abc.MetaPathFinder):
@@ -103,6 +115,7 @@ class _LazyProviderFinder(importlib.abc.MetaPathFinder):
                 "falling back to eager provider imports (slower, same output)",
                 file=sys.stderr,
             )
+            restore_node_options()
             return spec
         spec.loader = _LazyPackageLoader(spec.loader, *split)
         return spec
@@ -122,4 +135,40 @@ def install() -> bool:
         return _FINDER in sys.meta_path
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
+    _preload_node_hook()
     return True
+
+
+def node_hook_option() -> str:
+    """The NODE_OPTIONS entry that preloads the Node side of the hook."""
+    return '--require "{}"'.format(str(NODE_HOOK).replace("\\", "\\\\").replace('"', '\\"'))
+
+
+def _preload_node_hook() -> None:
+    """Add the hook to NODE_OPTIONS until the provider assembly is loaded.
+
+    The jsii kernel copies the environment when it starts (on the first jsii call), so the
+    hook reaches its Node processes; restore_node_options() then puts NODE_OPTIONS back so
+    that other Node programs this process starts do not inherit it.
+    """
+    global _saved_node_options
+    if _saved_node_options is not _NODE_OPTIONS_UNSET or not NODE_HOOK.is_file():
+        return
+    current = os.environ.get("NODE_OPTIONS")
+    option = node_hook_option()
+    if current is not None and option in current:
+        return
+    _saved_node_options = current
+    os.environ["NODE_OPTIONS"] = f"{current} {option}" if current else option
+
+
+def restore_node_options() -> None:
+    """Undo _preload_node_hook (a no-op when it did nothing)."""
+    global _saved_node_options
+    if _saved_node_options is _NODE_OPTIONS_UNSET:
+        return
+    if _saved_node_options is None:
+        os.environ.pop("NODE_OPTIONS", None)
+    else:
+        os.environ["NODE_OPTIONS"] = _saved_node_options
+    _saved_node_options = _NODE_OPTIONS_UNSET

@@ -55,14 +55,19 @@ class PushSubscription(Construct):
         super().__init__(scope, id)
         names, s = props.names, props.settings
         self.push_account = service_account(
-            self, names.logical_id("push_sa"), names.push_account_id,
+            self,
+            names.logical_id("push_sa"),
+            names.push_account_id,
             f"Pub/Sub push identity that may invoke the {names.workflow} handler only",
         )
         self.invoker = handler.grant_invoke(self.push_account.member, "push_invoker")
         # The Pub/Sub service agent mints the OIDC tokens of the push SA.
         self.agent_token_creator = ServiceAccountIamMember(
-            self, "agent_token_creator", service_account_id=self.push_account.name,
-            role="roles/iam.serviceAccountTokenCreator", member=platform.pubsub_service_agent,
+            self,
+            "agent_token_creator",
+            service_account_id=self.push_account.name,
+            role="roles/iam.serviceAccountTokenCreator",
+            member=platform.pubsub_service_agent,
         )
         self.agent_token_creator.override_logical_id(names.logical_id("pubsub_agent_token_creator"))
         self.subscription = PubsubSubscription(
@@ -95,7 +100,10 @@ class PushSubscription(Construct):
         self.subscription.override_logical_id(names.logical_id("push_subscription"))
         # The service agent acknowledges dead-lettered messages on this subscription.
         self.agent_subscriber = PubsubSubscriptionIamMember(
-            self, "agent_subscriber", subscription=self.subscription.name,
-            role="roles/pubsub.subscriber", member=platform.pubsub_service_agent,
+            self,
+            "agent_subscriber",
+            subscription=self.subscription.name,
+            role="roles/pubsub.subscriber",
+            member=platform.pubsub_service_agent,
         )
         self.agent_subscriber.override_logical_id(names.logical_id("pubsub_agent_subscriber"))

@@ -71,11 +71,16 @@ def labels(field: str, value: Any) -> Problems:
     problems: Problems = []
     for key, label_value in value.items():
         problems += matches(
-            f"{field}.{key}", key, LABEL_KEY, "lowercase letters, digits, _ and -, starting "
-            "with a letter, at most 63 characters (label key)"
+            f"{field}.{key}",
+            key,
+            LABEL_KEY,
+            "lowercase letters, digits, _ and -, starting "
+            "with a letter, at most 63 characters (label key)",
         )
         problems += matches(
-            f"{field}.{key}", label_value, LABEL_VALUE,
+            f"{field}.{key}",
+            label_value,
+            LABEL_VALUE,
             "lowercase letters, digits, _ and -, at most 63 characters (label value)",
         )
     return problems
@@ -84,7 +89,9 @@ def labels(field: str, value: Any) -> Problems:
 def bucket_name(field: str, value: str) -> Problems:
     """GCS naming rules for names without dots."""
     problems = matches(
-        field, value, BUCKET_NAME,
+        field,
+        value,
+        BUCKET_NAME,
         "3..63 lowercase letters, digits, - and _, starting and ending with a letter or digit",
     )
     if not problems and (value.startswith("goog") or "google" in value):
@@ -95,7 +102,9 @@ def bucket_name(field: str, value: str) -> Problems:
 def pubsub_name(field: str, value: str) -> Problems:
     """Pub/Sub topic and subscription naming rules."""
     problems = matches(
-        field, value, PUBSUB_NAME,
+        field,
+        value,
+        PUBSUB_NAME,
         "3..255 characters of letters, digits and -_.~+%, starting with a letter",
     )
     if not problems and value.startswith("goog"):

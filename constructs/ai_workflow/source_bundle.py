@@ -17,8 +17,18 @@ from pathlib import Path
 
 FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 EXCLUDED_DIRS = frozenset(
-    {"__pycache__", ".venv", "venv", "env", ".git", "tests", ".pytest_cache", ".mypy_cache",
-     ".ruff_cache", "node_modules"}
+    {
+        "__pycache__",
+        ".venv",
+        "venv",
+        "env",
+        ".git",
+        "tests",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        "node_modules",
+    }
 )
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 EXCLUDED_NAMES = frozenset({".DS_Store", ".env"})

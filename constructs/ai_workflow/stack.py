@@ -76,58 +76,82 @@ class AiWorkflowStack(TerraformStack):
         services = []
         for api in required_apis(env):
             service = ProjectService(
-                self, f"api_{api.split('.')[0]}", project=env.project_id, service=api,
+                self,
+                f"api_{api.split('.')[0]}",
+                project=env.project_id,
+                service=api,
                 disable_on_destroy=False,
             )
             service.override_logical_id(f"api_{api.split('.')[0]}")
             services.append(service)
         project = DataGoogleProject(self, "project", project_id=env.project_id)
-        agent = (
-            f"serviceAccount:service-{project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-        )
+        agent = f"serviceAccount:service-{project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
         topic_dependencies: list = list(services)
         if env.kms_key_name:
             kms_grant = KmsCryptoKeyIamMember(
-                self, "pubsub_agent_kms", crypto_key_id=env.kms_key_name,
-                role="roles/cloudkms.cryptoKeyEncrypterDecrypter", member=agent,
+                self,
+                "pubsub_agent_kms",
+                crypto_key_id=env.kms_key_name,
+                role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
+                member=agent,
             )
             topic_dependencies.append(kms_grant)
 
         source_bucket = HardenedBucket(
-            self, "source_bucket",
+            self,
+            "source_bucket",
             HardenedBucketProps(
-                name=env.source_bucket_name, location=env.region, labels=labels,
+                name=env.source_bucket_name,
+                location=env.region,
+                labels=labels,
                 noncurrent_retention_days=env.noncurrent_source_retention_days,
                 access_log_bucket=env.access_log_bucket,
             ),
         )
         source_bucket.bucket.depends_on = [s.fqn for s in services]
         source_object = StorageBucketObject(
-            self, "function_source", bucket=source_bucket.bucket.name,
-            name=bundle.object_name, source=f"{ASSET_DIR}/{bundle.file_name}",
+            self,
+            "function_source",
+            bucket=source_bucket.bucket.name,
+            name=bundle.object_name,
+            source=f"{ASSET_DIR}/{bundle.file_name}",
             content_type="application/zip",
         )
         pipeline_root = HardenedBucket(
-            self, "pipeline_root_bucket",
+            self,
+            "pipeline_root_bucket",
             HardenedBucketProps(
-                name=env.pipeline_root_bucket_name, location=env.region, labels=labels,
-                versioned=False, noncurrent_retention_days=None,
+                name=env.pipeline_root_bucket_name,
+                location=env.region,
+                labels=labels,
+                versioned=False,
+                noncurrent_retention_days=None,
                 delete_after_days=env.pipeline_root_retention_days,
                 access_log_bucket=env.access_log_bucket,
             ),
         )
         pipeline_root.bucket.depends_on = [s.fqn for s in services]
         repository = ArtifactRegistryRepository(
-            self, "function_images", repository_id=DOCKER_REPOSITORY, location=env.region,
-            format="DOCKER", description="Images Cloud Build makes of the workflow handlers",
-            labels=labels, depends_on=services,
+            self,
+            "function_images",
+            repository_id=DOCKER_REPOSITORY,
+            location=env.region,
+            format="DOCKER",
+            description="Images Cloud Build makes of the workflow handlers",
+            labels=labels,
+            depends_on=services,
         )
         platform = SharedPlatform(
-            project_id=env.project_id, region=env.region, labels=labels,
-            pubsub_service_agent=agent, source_bucket=source_bucket,
-            source_object_name=source_object.name, docker_repository_id=repository.id,
-            pipeline_root_bucket=pipeline_root, kms_key_name=env.kms_key_name,
+            project_id=env.project_id,
+            region=env.region,
+            labels=labels,
+            pubsub_service_agent=agent,
+            source_bucket=source_bucket,
+            source_object_name=source_object.name,
+            docker_repository_id=repository.id,
+            pipeline_root_bucket=pipeline_root,
+            kms_key_name=env.kms_key_name,
             topic_dependencies=tuple(topic_dependencies),
             function_dependencies=tuple(services),
         )

@@ -55,10 +55,13 @@ class AiWorkflow(Construct):
 
         def topic(kind: str, name: str) -> EventTopic:
             return EventTopic(
-                self, names.logical_id(kind),
+                self,
+                names.logical_id(kind),
                 EventTopicProps(
-                    name=name, message_retention_seconds=props.message_retention_seconds,
-                    labels=labels, kms_key_name=platform.kms_key_name,
+                    name=name,
+                    message_retention_seconds=props.message_retention_seconds,
+                    labels=labels,
+                    kms_key_name=platform.kms_key_name,
                     depends_on=platform.topic_dependencies,
                 ),
             )
@@ -68,9 +71,11 @@ class AiWorkflow(Construct):
             self.trigger.grant_publish(member, f"{props.name}_publisher_{i}")
         self.results = topic("results_topic", names.results_topic)
         self.dead_letter = DeadLetterQueue(
-            self, "dead_letter",
+            self,
+            "dead_letter",
             DeadLetterQueueProps(
-                names=names, message_retention_seconds=props.message_retention_seconds,
+                names=names,
+                message_retention_seconds=props.message_retention_seconds,
                 subscription_retention_seconds=props.dead_letter_retention_seconds,
                 labels=labels,
             ),
@@ -78,17 +83,21 @@ class AiWorkflow(Construct):
         )
 
         self.pipeline_account = service_account(
-            self, names.logical_id("pipeline_sa"), names.pipeline_account_id,
+            self,
+            names.logical_id("pipeline_sa"),
+            names.pipeline_account_id,
             f"Identity the {props.name} Vertex AI pipeline runs execute as",
         )
-        pipeline_root = (
-            f"gs://{platform.pipeline_root_bucket.bucket.name}/{props.name}"
-        )
+        pipeline_root = f"gs://{platform.pipeline_root_bucket.bucket.name}/{props.name}"
         self.handler = HandlerFunction(
-            self, "handler",
+            self,
+            "handler",
             HandlerFunctionProps(
-                names=names, description=props.description, settings=props,
-                labels=labels, secret_env=props.secret_env,
+                names=names,
+                description=props.description,
+                settings=props,
+                labels=labels,
+                secret_env=props.secret_env,
                 environment={
                     "WORKFLOW_NAME": props.name,
                     "GCP_PROJECT": platform.project_id,
@@ -110,20 +119,29 @@ class AiWorkflow(Construct):
         # ...and create/get PipelineJobs (no resource-level IAM exists for them), which
         # run as the pipeline SA, so the handler may act as that SA and no other.
         vertex_user = ProjectIamMember(
-            self, "runtime_vertex_user", project=platform.project_id,
-            role="roles/aiplatform.user", member=runtime,
+            self,
+            "runtime_vertex_user",
+            project=platform.project_id,
+            role="roles/aiplatform.user",
+            member=runtime,
         )
         vertex_user.override_logical_id(names.logical_id("runtime_vertex_user"))
         act_as = ServiceAccountIamMember(
-            self, "runtime_acts_as_pipeline", service_account_id=self.pipeline_account.name,
-            role="roles/iam.serviceAccountUser", member=runtime,
+            self,
+            "runtime_acts_as_pipeline",
+            service_account_id=self.pipeline_account.name,
+            role="roles/iam.serviceAccountUser",
+            member=runtime,
         )
         act_as.override_logical_id(names.logical_id("runtime_acts_as_pipeline_sa"))
         # The pipeline runs: Vertex AI jobs and their artifacts under the pipeline root.
         pipeline_member = self.pipeline_account.member
         pipeline_vertex = ProjectIamMember(
-            self, "pipeline_vertex_user", project=platform.project_id,
-            role="roles/aiplatform.user", member=pipeline_member,
+            self,
+            "pipeline_vertex_user",
+            project=platform.project_id,
+            role="roles/aiplatform.user",
+            member=pipeline_member,
         )
         pipeline_vertex.override_logical_id(names.logical_id("pipeline_vertex_user"))
         platform.pipeline_root_bucket.grant(
@@ -131,12 +149,17 @@ class AiWorkflow(Construct):
         )
 
         self.push = PushSubscription(
-            self, "push",
+            self,
+            "push",
             PushSubscriptionProps(
-                names=names, settings=props, subscription_filter=props.subscription_filter,
+                names=names,
+                settings=props,
+                subscription_filter=props.subscription_filter,
                 labels=labels,
             ),
-            trigger=self.trigger, handler=self.handler, dead_letter=self.dead_letter,
+            trigger=self.trigger,
+            handler=self.handler,
+            dead_letter=self.dead_letter,
             platform=platform,
         )
         self._outputs(props.name)
