@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ai_workflow import ConfigError, load_environments
 
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"main.py: {message} (see --help)", file=sys.stderr)
@@ -27,19 +28,28 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--config-dir", type=Path, default=Path("config"),
+        "--config-dir",
+        type=Path,
+        default=Path("config"),
         help="directory of <env>.toml files (default: config)",
     )
     parser.add_argument(
-        "--env", action="append", default=[], metavar="NAME",
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="environment to synthesize; repeat for several (default: all)",
     )
     parser.add_argument(
-        "--outdir", type=Path, default=Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")),
+        "--outdir",
+        type=Path,
+        default=Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")),
         help="output directory (default: $CDKTF_OUTDIR or cdktf.out)",
     )
     parser.add_argument(
-        "--source-dir", type=Path, default=Path("function_src"),
+        "--source-dir",
+        type=Path,
+        default=Path("function_src"),
         help="handler source to bundle (default: function_src)",
     )
     return parser.parse_args(argv)
