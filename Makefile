@@ -60,12 +60,14 @@ clean:
 run-function: $(VENV)/.installed
 	$(PY) tools/run_function.py --port "$(or $(PORT),8080)"
 
-## publish: publish one event: make publish TOPIC=projects/p/topics/t EVENT=model.train DATA='{}'
+## publish: publish one event: make publish ENV=dev [WORKFLOW=train] EVENT=model.train DATA='{}'
+##   (or TOPIC=projects/p/topics/t instead of ENV/WORKFLOW)
 ##   (honours PUBSUB_EMULATOR_HOST; CORRELATION_ID optional)
 publish: export PUBLISH_TOPIC := $(TOPIC)
 publish: export PUBLISH_EVENT := $(EVENT)
 publish: export PUBLISH_DATA := $(or $(DATA),{})
 publish: export PUBLISH_CORRELATION_ID := $(CORRELATION_ID)
 publish: $(VENV)/.installed
-	$(PY) tools/publish.py --topic "$$PUBLISH_TOPIC" --type "$$PUBLISH_EVENT" --data "$$PUBLISH_DATA" \
+	$(PY) tools/publish.py $(if $(TOPIC),--topic "$$PUBLISH_TOPIC",--env "$(ENV)" $(if $(WORKFLOW),--workflow "$(WORKFLOW)")) \
+		--type "$$PUBLISH_EVENT" --data "$$PUBLISH_DATA" \
 		$${PUBLISH_CORRELATION_ID:+--correlation-id "$$PUBLISH_CORRELATION_ID"}

@@ -93,3 +93,35 @@ def test_resynth_keeps_terraform_init_state(tmp_path: Path, synth_outdir: Path) 
     _carry_over_terraform_state(old, new)
     assert (new / "stacks" / "dev" / ".terraform").is_dir()
     assert (new / "stacks" / "dev" / ".terraform.lock.hcl").read_text() == "lock"
+
+
+def test_trigger_topic_of_a_chained_workflow_is_the_upstream_results_topic() -> None:
+    from ai_workflow import load_environment
+
+    env = load_environment(ROOT / "config" / "dev.toml")
+    assert env.trigger_topic_path("ingest") == "projects/acme-ai-dev/topics/ingest-trigger"
+    assert env.trigger_topic_path("train") == "projects/acme-ai-dev/topics/ingest-results"
+
+
+def test_publish_resolves_env_and_workflow_with_one_line_errors() -> None:
+    def publish(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "publish.py"), "--type", "model.train", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    result = publish("--env", "staging")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "publish.py: error: --env 'staging': allowed one of dev, prod (files in config)\n"
+    )
+    result = publish("--env", "dev", "--workflow", "nope")
+    assert result.stderr == (
+        "publish.py: error: --workflow 'nope': allowed one of ingest, train, batch-predict "
+        "(in config/dev.toml)\n"
+    )
+    result = publish("--topic", "projects/p/topics/t", "--workflow", "train")
+    assert result.stderr == "publish.py: error: --workflow: only allowed together with --env\n"

@@ -146,14 +146,45 @@ def _post(session: Any, url: str, body: dict[str, Any], accept_any_status: bool 
     return response
 
 
+def topic_from_config(config_dir: Path, env_name: str, workflow: str | None) -> str:
+    """The trigger topic of `workflow` in config/<env>.toml, or exit 2 naming the problem."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "constructs"))
+    from ai_workflow.config import load_environment
+    from ai_workflow.errors import ConfigError
+
+    path = config_dir / f"{env_name}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in config_dir.glob("*.toml"))) or "none"
+        _fail(2, f"--env {_short(env_name)}: allowed one of {known} (files in {config_dir})")
+    try:
+        env = load_environment(path)
+    except ConfigError as exc:
+        _fail(
+            2, exc.problems[0] + (f" (+{len(exc.problems) - 1} more)" if exc.problems[1:] else "")
+        )
+    names = [w.name for w in env.workflows]
+    name = workflow or names[0]
+    if name not in names:
+        _fail(2, f"--workflow {_short(name)}: allowed one of {', '.join(names)} (in {path})")
+    return env.trigger_topic_path(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--topic", required=True, help="projects/<project>/topics/<topic>")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--topic", help="projects/<project>/topics/<topic>")
+    target.add_argument("--env", help="environment in config/ whose workflow to trigger")
+    parser.add_argument("--workflow", help="with --env: the workflow (default: the first one)")
+    parser.add_argument("--config-dir", default="config", help="with --env (default: config)")
     parser.add_argument("--type", required=True, dest="event_type", help="e.g. model.train")
     parser.add_argument("--data", default="{}", help="the payload, a JSON object (default {})")
     parser.add_argument("--correlation-id", help="optional, 1-128 characters")
     parser.add_argument("--push-endpoint", help="POST a push envelope to this URL instead")
     args = parser.parse_args(argv)
+    if args.env:
+        args.topic = topic_from_config(Path(args.config_dir), args.env, args.workflow)
+    elif args.workflow:
+        _fail(2, "--workflow: only allowed together with --env")
     try:
         check_topic(args.topic)
         event = build_event(args.event_type, args.data, args.correlation_id)

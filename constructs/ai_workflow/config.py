@@ -142,6 +142,19 @@ class EnvironmentConfig:
     def workflow(self, name: str) -> WorkflowConfig:
         return next(w for w in self.workflows if w.name == name)
 
+    def trigger_topic_path(self, name: str) -> str:
+        """`projects/<p>/topics/<t>` that triggers workflow `name` (the upstream's results
+        topic when it chains)."""
+        from .naming import WorkflowNames
+
+        workflow = self.workflow(name)
+        topic = (
+            WorkflowNames(workflow.trigger).results_topic
+            if workflow.trigger
+            else WorkflowNames(name).trigger_topic
+        )
+        return f"projects/{self.project_id}/topics/{topic}"
+
 
 _SETTING_FIELDS = {f.name for f in dataclasses.fields(WorkflowSettings)}
 _WORKFLOW_FIELDS = {f.name for f in dataclasses.fields(WorkflowConfig)}
