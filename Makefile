@@ -55,10 +55,12 @@ snapshot-update: install
 clean:
 	rm -rf cdktf.out .pytest_cache .mypy_cache .ruff_cache
 
-## run-function: serve function_src/main.py on localhost with the real Functions Framework
+## run-function: serve function_src/main.py on localhost with the real Functions Framework,
+##   configured as workflow WORKFLOW (default: the first) of ENV (default: dev)
 ##   (PORT, default 8080; local stand-ins for Pub/Sub and Vertex AI unless the endpoints are set)
 run-function: $(VENV)/.installed
-	$(PY) tools/run_function.py --port "$(or $(PORT),8080)"
+	$(PY) tools/run_function.py --port "$(or $(PORT),8080)" --env "$(ENV)" \
+		$(if $(WORKFLOW),--workflow "$(WORKFLOW)")
 
 ## publish: publish one event: make publish ENV=dev [WORKFLOW=train] EVENT=model.train DATA='{}'
 ##   (or TOPIC=projects/p/topics/t instead of ENV/WORKFLOW)

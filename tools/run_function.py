@@ -6,6 +6,7 @@ stand-ins started here (the ones the tests use, tests/handler/handler_standins.p
 of PUBSUB_EMULATOR_HOST / VERTEX_AI_ENDPOINT is unset, so nothing reaches Google.
 
     make run-function                 # http://127.0.0.1:8080/, stand-ins for both APIs
+    make run-function ENV=dev WORKFLOW=train   # that workflow's settings from config/dev.toml
     PORT=9000 make run-function
     PUBSUB_EMULATOR_HOST=localhost:8085 make run-function   # a real Pub/Sub emulator
     .venv/bin/python tools/run_function.py --real-gcp       # real APIs, Application Default
@@ -25,13 +26,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "function_src" / "main.py"
 
-# Used only for variables that are not set. TODO: read an environment's config once
-# ai_workflow.config.load_environment(path) exists.
+# Used only for variables that are not set and when no --env is given.
 LOCAL_DEFAULTS: dict[str, str] = {
     "WORKFLOW_NAME": "local-workflow",
     "GCP_PROJECT": "local-project",
@@ -56,12 +56,42 @@ LOCAL_DEFAULTS: dict[str, str] = {
 }
 
 
-def local_environment(base: dict[str, str] | None = None) -> dict[str, str]:
-    """`base` (default: os.environ) with LOCAL_DEFAULTS for what it lacks."""
+def local_environment(
+    base: dict[str, str] | None = None, defaults: dict[str, str] | None = None
+) -> dict[str, str]:
+    """`base` (default: os.environ) with `defaults` (LOCAL_DEFAULTS) for what it lacks."""
     env = dict(os.environ if base is None else base)
-    for key, value in LOCAL_DEFAULTS.items():
+    for key, value in (LOCAL_DEFAULTS if defaults is None else defaults).items():
         env.setdefault(key, value)
     return env
+
+
+def workflow_environment(config_dir: Path, env_name: str, workflow: str | None) -> dict[str, str]:
+    """The env vars the deployed handler of `workflow` in config/<env>.toml gets; exits 2
+    with one line naming the problem."""
+    sys.path.insert(0, str(REPO / "constructs"))
+    from ai_workflow.config import load_environment
+    from ai_workflow.errors import ConfigError
+    from ai_workflow.handler_env import literal_handler_environment
+
+    path = config_dir / f"{env_name}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in config_dir.glob("*.toml"))) or "none"
+        _fail(f"--env {env_name!r}: allowed one of {known} (files in {config_dir})")
+    try:
+        env = load_environment(path)
+    except ConfigError as exc:
+        _fail(exc.problems[0] + (f" (+{len(exc.problems) - 1} more)" if exc.problems[1:] else ""))
+    names = [w.name for w in env.workflows]
+    name = workflow or names[0]
+    if name not in names:
+        _fail(f"--workflow {name!r}: allowed one of {', '.join(names)} (in {path})")
+    return literal_handler_environment(env, name)
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"run_function.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def functions_framework(port: int, host: str) -> list[str]:
@@ -98,9 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="no stand-ins: unset endpoints mean Google's real APIs (needs credentials)",
     )
+    parser.add_argument("--env", help="serve with the settings of a workflow in config/<env>.toml")
+    parser.add_argument("--workflow", help="with --env: the workflow (default: the first one)")
+    parser.add_argument("--config-dir", type=Path, default=REPO / "config")
     args = parser.parse_args(argv)
 
-    env = local_environment()
+    defaults = workflow_environment(args.config_dir, args.env, args.workflow) if args.env else None
+    env = local_environment(defaults=defaults)
     stand_ins = [] if args.real_gcp else _start_stand_ins(env)
     for stand_in in stand_ins:
         print(f"[run-function] {stand_in.name} stand-in on {stand_in.url}", file=sys.stderr)

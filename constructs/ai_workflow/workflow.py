@@ -6,8 +6,6 @@ topic as its trigger.
 
 from __future__ import annotations
 
-import json
-
 from cdktf import TerraformOutput
 from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
@@ -16,24 +14,12 @@ from constructs import Construct
 from .config import WorkflowConfig, workflow_problems
 from .dead_letter import DeadLetterQueue, DeadLetterQueueProps
 from .errors import ConfigError
+from .handler_env import handler_environment
 from .handler_function import HandlerFunction, HandlerFunctionProps, service_account
 from .naming import WorkflowNames
 from .platform import SharedPlatform
 from .push_subscription import PushSubscription, PushSubscriptionProps
 from .topic import EventTopic, EventTopicProps
-
-
-def routes_json(workflow: WorkflowConfig) -> str:
-    """The ROUTES env var the handler reads: event type -> pipeline template."""
-    routes = {
-        event_type: {
-            "template_uri": route.template_uri,
-            "parameters": route.parameters,
-            "result_event_type": route.result_event_type,
-        }
-        for event_type, route in sorted(workflow.routes.items())
-    }
-    return json.dumps(routes, sort_keys=True, separators=(",", ":"))
 
 
 class AiWorkflow(Construct):
@@ -98,17 +84,15 @@ class AiWorkflow(Construct):
                 settings=props,
                 labels=labels,
                 secret_env=props.secret_env,
-                environment={
-                    "WORKFLOW_NAME": props.name,
-                    "GCP_PROJECT": platform.project_id,
-                    "VERTEX_LOCATION": platform.region,
-                    "RESULTS_TOPIC": self.results.topic.id,
-                    "DEAD_LETTER_TOPIC": self.dead_letter.topic.topic.id,
-                    "PIPELINE_ROOT": pipeline_root,
-                    "PIPELINE_SERVICE_ACCOUNT": self.pipeline_account.email,
-                    "ROUTES": routes_json(props),
-                    "MAX_EVENT_AGE_SECONDS": str(props.max_event_age_seconds),
-                },
+                environment=handler_environment(
+                    props,
+                    project_id=platform.project_id,
+                    region=platform.region,
+                    results_topic=self.results.topic.id,
+                    dead_letter_topic=self.dead_letter.topic.topic.id,
+                    pipeline_root=pipeline_root,
+                    pipeline_service_account=self.pipeline_account.email,
+                ),
             ),
             platform,
         )

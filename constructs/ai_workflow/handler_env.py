@@ -1,0 +1,66 @@
+"""The environment variables the handler reads (docs/handler.md, "Configuration").
+
+One function builds them for both uses: the stack passes Terraform references, and
+`make run-function ENV=<env>` passes the literal names those references resolve to.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .config import EnvironmentConfig, WorkflowConfig
+from .naming import WorkflowNames
+
+
+def routes_json(workflow: WorkflowConfig) -> str:
+    """The ROUTES value: event type -> pipeline template, parameters, result type."""
+    routes = {
+        event_type: {
+            "template_uri": route.template_uri,
+            "parameters": route.parameters,
+            "result_event_type": route.result_event_type,
+        }
+        for event_type, route in sorted(workflow.routes.items())
+    }
+    return json.dumps(routes, sort_keys=True, separators=(",", ":"))
+
+
+def handler_environment(
+    workflow: WorkflowConfig,
+    *,
+    project_id: str,
+    region: str,
+    results_topic: str,
+    dead_letter_topic: str,
+    pipeline_root: str,
+    pipeline_service_account: str,
+) -> dict[str, str]:
+    return {
+        "WORKFLOW_NAME": workflow.name,
+        "GCP_PROJECT": project_id,
+        "VERTEX_LOCATION": region,
+        "RESULTS_TOPIC": results_topic,
+        "DEAD_LETTER_TOPIC": dead_letter_topic,
+        "PIPELINE_ROOT": pipeline_root,
+        "PIPELINE_SERVICE_ACCOUNT": pipeline_service_account,
+        "ROUTES": routes_json(workflow),
+        "MAX_EVENT_AGE_SECONDS": str(workflow.max_event_age_seconds),
+    }
+
+
+def literal_handler_environment(env: EnvironmentConfig, name: str) -> dict[str, str]:
+    """What the deployed function of workflow `name` sees, with names instead of references."""
+    workflow = env.workflow(name)
+    names = WorkflowNames(name)
+    topics = f"projects/{env.project_id}/topics"
+    return handler_environment(
+        workflow,
+        project_id=env.project_id,
+        region=env.region,
+        results_topic=f"{topics}/{names.results_topic}",
+        dead_letter_topic=f"{topics}/{names.dead_letter_topic}",
+        pipeline_root=f"gs://{env.pipeline_root_bucket_name}/{name}",
+        pipeline_service_account=(
+            f"{names.pipeline_account_id}@{env.project_id}.iam.gserviceaccount.com"
+        ),
+    )

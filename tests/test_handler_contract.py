@@ -1,0 +1,46 @@
+"""The stack and the handler agree on the handler's environment variables."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from stack_helpers import resources
+
+from ai_workflow import load_environment
+from ai_workflow.handler_env import literal_handler_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def handler_settings() -> ModuleType:
+    """The handler's own settings parser (function_src/workflow_handler/settings.py)."""
+    source = str(ROOT / "function_src")
+    if source not in sys.path:
+        sys.path.append(source)  # appended: `main` stays the cdktf app for other tests
+    return importlib.import_module("workflow_handler.settings")
+
+
+@pytest.mark.parametrize("env_name", ["dev", "prod"])
+def test_handler_accepts_what_every_workflow_is_given(env_name: str) -> None:
+    env = load_environment(ROOT / "config" / f"{env_name}.toml")
+    for workflow in env.workflows:
+        settings = handler_settings().load_settings(literal_handler_environment(env, workflow.name))
+        assert set(settings.routes) == set(workflow.routes)
+
+
+def test_stack_sets_the_same_variables_as_the_local_run(dev: dict) -> None:
+    env = load_environment(ROOT / "config" / "dev.toml")
+    literal = literal_handler_environment(env, "train")
+    deployed = resources(dev, "google_cloudfunctions2_function")["train_function"]
+    variables = deployed["service_config"]["environment_variables"]
+    assert set(variables) == set(literal)
+    for key in ("WORKFLOW_NAME", "GCP_PROJECT", "VERTEX_LOCATION", "MAX_EVENT_AGE_SECONDS"):
+        assert variables[key] == literal[key]
+    assert json.loads(variables["ROUTES"]) == json.loads(literal["ROUTES"])
+    assert literal["RESULTS_TOPIC"] == "projects/acme-ai-dev/topics/train-results"
+    assert literal["PIPELINE_ROOT"] == "gs://acme-ai-dev-pipeline-root/train"
