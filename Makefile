@@ -17,9 +17,9 @@ ENV ?= dev
 
 install: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt function_src/requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt constraints.txt function_src/requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
