@@ -149,23 +149,13 @@ def _post(session: Any, url: str, body: dict[str, Any], accept_any_status: bool 
 def topic_from_config(config_dir: Path, env_name: str, workflow: str | None) -> str:
     """The trigger topic of `workflow` in config/<env>.toml, or exit 2 naming the problem."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "constructs"))
-    from ai_workflow.config import load_environment
+    from ai_workflow.config import first_problem, resolve_workflow
     from ai_workflow.errors import ConfigError
 
-    path = config_dir / f"{env_name}.toml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in config_dir.glob("*.toml"))) or "none"
-        _fail(2, f"--env {_short(env_name)}: allowed one of {known} (files in {config_dir})")
     try:
-        env = load_environment(path)
+        env, name = resolve_workflow(config_dir, env_name, workflow)
     except ConfigError as exc:
-        _fail(
-            2, exc.problems[0] + (f" (+{len(exc.problems) - 1} more)" if exc.problems[1:] else "")
-        )
-    names = [w.name for w in env.workflows]
-    name = workflow or names[0]
-    if name not in names:
-        _fail(2, f"--workflow {_short(name)}: allowed one of {', '.join(names)} (in {path})")
+        _fail(2, first_problem(exc))
     return env.trigger_topic_path(name)
 
 

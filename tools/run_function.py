@@ -70,22 +70,14 @@ def workflow_environment(config_dir: Path, env_name: str, workflow: str | None) 
     """The env vars the deployed handler of `workflow` in config/<env>.toml gets; exits 2
     with one line naming the problem."""
     sys.path.insert(0, str(REPO / "constructs"))
-    from ai_workflow.config import load_environment
+    from ai_workflow.config import first_problem, resolve_workflow
     from ai_workflow.errors import ConfigError
     from ai_workflow.handler_env import literal_handler_environment
 
-    path = config_dir / f"{env_name}.toml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in config_dir.glob("*.toml"))) or "none"
-        _fail(f"--env {env_name!r}: allowed one of {known} (files in {config_dir})")
     try:
-        env = load_environment(path)
+        env, name = resolve_workflow(config_dir, env_name, workflow)
     except ConfigError as exc:
-        _fail(exc.problems[0] + (f" (+{len(exc.problems) - 1} more)" if exc.problems[1:] else ""))
-    names = [w.name for w in env.workflows]
-    name = workflow or names[0]
-    if name not in names:
-        _fail(f"--workflow {name!r}: allowed one of {', '.join(names)} (in {path})")
+        _fail(first_problem(exc))
     return literal_handler_environment(env, name)
 
 

@@ -163,8 +163,6 @@ _ENV_FIELDS = {f.name for f in dataclasses.fields(EnvironmentConfig)} - {
     "source_file",
     "workflows",
 } | {"workflow_defaults", "workflows"}
-_ROUTE_FIELDS = {f.name for f in dataclasses.fields(RouteConfig)}
-_SECRET_FIELDS = {f.name for f in dataclasses.fields(SecretEnvConfig)}
 _ENV_NAME = rules.re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 
@@ -311,6 +309,26 @@ def _build_dataclass(cls: Any, where: str, table: dict[str, Any], allowed: set[s
     return cls(**{k: v for k, v in table.items() if k in allowed})
 
 
+def _parse_subtables(
+    where: str, raw: dict[str, Any], cls: Any, required: str, problems: list[str]
+) -> dict[str, Any]:
+    """`{key: {...}}` tables (routes, secret_env) into `cls` instances; problems collected."""
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    parsed: dict[str, Any] = {}
+    for key, table in raw.items():
+        at = f"{where}.{key}"
+        shape = _expect_table(at, table)
+        if shape:
+            problems += shape
+            continue
+        problems += _unknown_keys(f"{at}.", table, allowed)
+        if required not in table:
+            problems.append(f"{at}.{required}: missing, required")
+            continue
+        parsed[key] = _build_dataclass(cls, at, table, allowed)
+    return parsed
+
+
 def _parse_workflow(
     where: str, raw: Any, defaults: dict[str, Any], problems: list[str]
 ) -> WorkflowConfig | None:
@@ -323,36 +341,18 @@ def _parse_workflow(
     problems += [f"{where}{k}: missing, required" for k in missing]
     if missing:
         return None
-    routes: dict[str, RouteConfig] = {}
     raw_routes = table["routes"]
     if not isinstance(raw_routes, dict):
         problems.append(f"{where}routes: got {raw_routes!r}, allowed a table of event types")
         return None
-    for event_type, raw_route in raw_routes.items():
-        at = f"{where}routes.{event_type}"
-        shape = _expect_table(at, raw_route)
-        if shape:
-            problems += shape
-            continue
-        problems += _unknown_keys(f"{at}.", raw_route, _ROUTE_FIELDS)
-        if "template_uri" not in raw_route:
-            problems.append(f"{at}.template_uri: missing, required")
-            continue
-        routes[event_type] = _build_dataclass(RouteConfig, at, raw_route, _ROUTE_FIELDS)
-    secrets: dict[str, SecretEnvConfig] = {}
-    for var, raw_secret in (table.get("secret_env") or {}).items():
-        at = f"{where}secret_env.{var}"
-        if isinstance(raw_secret, str):
-            raw_secret = {"secret": raw_secret}
-        shape = _expect_table(at, raw_secret)
-        if shape:
-            problems += shape
-            continue
-        problems += _unknown_keys(f"{at}.", raw_secret, _SECRET_FIELDS)
-        if "secret" not in raw_secret:
-            problems.append(f"{at}.secret: missing, required")
-            continue
-        secrets[var] = _build_dataclass(SecretEnvConfig, at, raw_secret, _SECRET_FIELDS)
+    routes = _parse_subtables(f"{where}routes", raw_routes, RouteConfig, "template_uri", problems)
+    raw_secrets = {
+        var: {"secret": value} if isinstance(value, str) else value
+        for var, value in (table.get("secret_env") or {}).items()
+    }
+    secrets = _parse_subtables(
+        f"{where}secret_env", raw_secrets, SecretEnvConfig, "secret", problems
+    )
     publishers = table.get("publishers", ())
     if not isinstance(publishers, list | tuple):
         problems.append(f"{where}publishers: got {publishers!r}, allowed a list of IAM members")
@@ -504,3 +504,26 @@ def load_environments(paths: list[Path]) -> list[EnvironmentConfig]:
     if problems:
         raise ConfigError(problems)
     return envs
+
+
+def resolve_workflow(
+    config_dir: Path, env_name: str, workflow: str | None
+) -> tuple[EnvironmentConfig, str]:
+    """The environment `config_dir/<env_name>.toml` and one of its workflows (default: the
+    first), for the command-line tools; ConfigError names a bad --env or --workflow."""
+    path = config_dir / f"{env_name}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in config_dir.glob("*.toml"))) or "none"
+        raise ConfigError([f"--env {env_name!r}: allowed one of {known} (files in {config_dir})"])
+    env = load_environment(path)
+    names = [w.name for w in env.workflows]
+    name = workflow or names[0]
+    if name not in names:
+        raise ConfigError([f"--workflow {name!r}: allowed one of {', '.join(names)} (in {path})"])
+    return env, name
+
+
+def first_problem(error: ConfigError) -> str:
+    """One line for a CLI: the first problem, and how many more there are."""
+    more = len(error.problems) - 1
+    return error.problems[0] + (f" (+{more} more)" if more else "")
