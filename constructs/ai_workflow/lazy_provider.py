@@ -11,7 +11,13 @@ The jsii kernel (Node) has the same problem: loading the assembly requires the p
 preloads `lazy_provider_hook.js` into the jsii Node process (via NODE_OPTIONS, only while
 the kernel starts) and that hook makes those requires lazy in the same way.
 
-Set AI_WORKFLOW_EAGER_IMPORTS=1 to turn both off. If the package's `__init__.py` (or the
+Every jsii-generated method checks its arguments with
+`typing.get_type_hints(_typecheckingstub__<hash>)` + typeguard, and get_type_hints
+re-evaluates the stub's string annotations on every call (~40% of the Python time of a
+100-workflow synth). `install()` memoizes get_type_hints for those generated stubs only;
+the checks themselves still run.
+
+Set AI_WORKFLOW_EAGER_IMPORTS=1 to turn all of this off. If the package's `__init__.py` (or the
 JS `lib/index.js`) does not have the expected shape, that side falls back to the eager
 import with a one-line warning.
 """
@@ -25,6 +31,7 @@ import os
 import re
 import sys
 import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +143,45 @@ def install() -> bool:
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
     _preload_node_hook()
+    _memoize_stub_type_hints()
     return True
+
+
+_JSII_MODULES = frozenset({PROVIDER_PACKAGE, "cdktf", "constructs"})
+_STUB_PREFIX = "_typecheckingstub__"
+
+
+def _memoize_stub_type_hints() -> None:
+    """Cache typing.get_type_hints for jsii's generated `_typecheckingstub__*` functions.
+
+    The stubs are module-level functions whose annotations never change, and the generated
+    callers only read the returned dict. Any other call goes to the original unchanged.
+    """
+    original = typing.get_type_hints
+    if getattr(original, "_ai_workflow_memoized", False):
+        return
+    cache: dict[Any, dict[str, Any]] = {}
+
+    def get_type_hints(
+        obj: Any, globalns: Any = None, localns: Any = None, include_extras: bool = False
+    ) -> dict[str, Any]:
+        if (
+            globalns is None
+            and localns is None
+            and not include_extras
+            and isinstance(obj, types.FunctionType)
+            and obj.__name__.startswith(_STUB_PREFIX)
+            and obj.__module__.partition(".")[0] in _JSII_MODULES
+        ):
+            hints = cache.get(obj)
+            if hints is None:
+                hints = cache[obj] = original(obj)
+            return hints
+        return original(obj, globalns, localns, include_extras)
+
+    get_type_hints._ai_workflow_memoized = True  # type: ignore[attr-defined]
+    get_type_hints.__wrapped__ = original  # type: ignore[attr-defined]
+    typing.get_type_hints = get_type_hints
 
 
 def node_hook_option() -> str:

@@ -1,0 +1,290 @@
+"""Synth benchmark: eager vs lazy provider imports, stack size scaling, handler import.
+
+    make bench                                  # what the README quotes
+    .venv/bin/python bench/run_bench.py --runs 5 --out bench/results.md
+
+Every sample is a cold `python main.py` process (bench/measure_child.py reports its peak
+RSS and the peak RSS of the largest jsii Node process). Variants are interleaved, and the
+order alternates each round, so slow drift on the machine hits all of them alike. One
+unmeasured warm-up synth of each variant first fills the OS page cache, the bytecode
+caches and jsii's package cache, as on any machine that has synthesized before.
+Prints a markdown table and writes the same text to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / ".venv" / "bin" / "python"
+NODE = ROOT / "node_modules" / ".bin" / "node"
+MEASURE = ROOT / "bench" / "measure_child.py"
+SIZES = (1, 10, 50, 100)
+
+# Targets from issue 4.
+TARGET_DEFAULT_S = 2.5
+TARGET_SPEEDUP = 4.5
+TARGET_PYTHON_MB = 60.0
+TARGET_100_S = 8.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    wall_s: float
+    python_mb: float
+    node_mb: float
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    args: tuple[str, ...]
+    eager: bool = False
+
+
+def base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("AI_WORKFLOW_EAGER_IMPORTS", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if NODE.exists():
+        env["JSII_NODE"] = str(NODE)
+    return env
+
+
+def run_once(variant: Variant, workdir: Path) -> Sample:
+    env = base_env()
+    if variant.eager:
+        env["AI_WORKFLOW_EAGER_IMPORTS"] = "1"
+    report = workdir / "report.json"
+    outdir = workdir / "out"
+    report.unlink(missing_ok=True)
+    cmd = [str(PYTHON), str(MEASURE), str(report), "main.py", *variant.args, "--outdir", str(outdir)]
+    started = time.perf_counter()
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - started
+    if result.returncode != 0 or not report.exists():
+        raise RuntimeError(
+            f"{variant.label}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    if "end-of-life" in result.stdout + result.stderr:
+        raise RuntimeError(f"{variant.label}: Node end-of-life banner in the output")
+    peaks = json.loads(report.read_text())
+    shutil.rmtree(outdir, ignore_errors=True)
+    return Sample(wall, peaks["python_peak_kb"] / 1024, peaks["node_peak_kb"] / 1024)
+
+
+def run_interleaved(
+    variants: Sequence[Variant], runs: int, workdir: Path, progress: Callable[[str], None]
+) -> dict[str, list[Sample]]:
+    samples: dict[str, list[Sample]] = {v.label: [] for v in variants}
+    for v in variants:
+        progress(f"warm-up: {v.label}")
+        run_once(v, workdir)
+    for i in range(runs):
+        order = list(variants) if i % 2 == 0 else list(reversed(variants))
+        for v in order:
+            s = run_once(v, workdir)
+            samples[v.label].append(s)
+            progress(f"run {i + 1}/{runs}: {v.label}: {s.wall_s:.2f} s")
+    return samples
+
+
+def generated_config(workflows: int) -> str:
+    """One environment with `workflows` workflows, in chains of five (wf000 -> wf001 ...)."""
+    lines = [
+        'project_id = "acme-ai-bench"',
+        'region = "europe-west4"',
+        'labels = { team = "bench" }',
+    ]
+    for i in range(workflows):
+        lines += ["", "[[workflows]]", f'name = "wf{i:03d}"']
+        if i % 5:
+            lines.append(f'trigger = "wf{i - 1:03d}"')
+        lines += [
+            "",
+            f'[workflows.routes."step{i}.run"]',
+            f'template_uri = "https://europe-west4-kfp.pkg.dev/acme-ai-bench/p/step{i}/v1"',
+            f'result_event_type = "step{i + 1}.run"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def handler_import(runs: int) -> dict[str, object]:
+    result = subprocess.run(
+        [str(PYTHON), "tools/handler_import_time.py", "--json", "-n", str(max(runs, 7))],
+        cwd=ROOT,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"handler_import_time.py: exit {result.returncode}: {result.stderr}")
+    data: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def med(samples: list[Sample], key: str) -> float:
+    return statistics.median(getattr(s, key) for s in samples)
+
+
+def spread(samples: list[Sample], key: str, fmt: str) -> str:
+    values = [getattr(s, key) for s in samples]
+    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+
+
+def node_version() -> str:
+    try:
+        return subprocess.run(
+            [str(NODE), "--version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def render(
+    runs: int,
+    default: dict[str, list[Sample]],
+    scaling: dict[int, list[Sample]],
+    handler: dict[str, object],
+) -> str:
+    eager, lazy = default["eager"], default["lazy"]
+    out = [
+        "# Synth benchmark",
+        "",
+        f"Written by `make bench` (bench/run_bench.py --runs {runs}). Each figure is the median",
+        f"of {runs} cold `python main.py` processes (min–max in brackets), variants interleaved",
+        "in one run. Peak memory is the maximum resident set size: of the Python process, and",
+        "of the largest Node process (the jsii kernel). Machine: "
+        f"{os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, Node {node_version()}.",
+        "",
+        "## Default app (config/dev.toml and config/prod.toml, 6 workflows)",
+        "",
+        "| variant | wall time, s | Python peak, MB | Node peak, MB |",
+        "|---|---|---|---|",
+        f"| eager imports (`AI_WORKFLOW_EAGER_IMPORTS=1`) | {spread(eager, 'wall_s', '.2f')} "
+        f"| {spread(eager, 'python_mb', '.0f')} | {spread(eager, 'node_mb', '.0f')} |",
+        f"| lazy imports (default) | {spread(lazy, 'wall_s', '.2f')} "
+        f"| {spread(lazy, 'python_mb', '.0f')} | {spread(lazy, 'node_mb', '.0f')} |",
+    ]
+    ratios = [med(eager, k) / med(lazy, k) for k in ("wall_s", "python_mb", "node_mb")]
+    out.append("| ratio eager / lazy | " + " | ".join(f"{r:.1f}×" for r in ratios) + " |")
+    out += [
+        "",
+        "## Generated stacks (one environment, workflows in chains of five, lazy imports)",
+        "",
+        "| workflows | wall time, s | added per workflow, s | Python peak, MB | Node peak, MB |",
+        "|---|---|---|---|---|",
+    ]
+    previous: tuple[int, float] | None = None
+    for size in sorted(scaling):
+        s = scaling[size]
+        wall = med(s, "wall_s")
+        per = "—" if previous is None else f"{(wall - previous[1]) / (size - previous[0]):.3f}"
+        out.append(
+            f"| {size} | {spread(s, 'wall_s', '.2f')} | {per} "
+            f"| {spread(s, 'python_mb', '.0f')} | {spread(s, 'node_mb', '.0f')} |"
+        )
+        previous = (size, wall)
+    out += [
+        "",
+        "## Handler cold start (`tools/handler_import_time.py --json`)",
+        "",
+        "| metric | median, ms | min–max, ms | runs |",
+        "|---|---|---|---|",
+        f"| `import main` (function_src/main.py) | {handler['median_ms']} "
+        f"| {handler['min_ms']}–{handler['max_ms']} | {handler['runs']} |",
+    ]
+    largest = max(scaling)
+    checks = [
+        (
+            f"default app median ≤ {TARGET_DEFAULT_S} s",
+            f"{med(lazy, 'wall_s'):.2f} s",
+            med(lazy, "wall_s") <= TARGET_DEFAULT_S,
+        ),
+        (
+            f"default app ≥ {TARGET_SPEEDUP}× faster than eager",
+            f"{ratios[0]:.1f}×",
+            ratios[0] >= TARGET_SPEEDUP,
+        ),
+        (
+            f"Python peak ≤ {TARGET_PYTHON_MB:.0f} MB",
+            f"{med(lazy, 'python_mb'):.0f} MB",
+            med(lazy, "python_mb") <= TARGET_PYTHON_MB,
+        ),
+        (
+            "Node peak ≤ eager's Node peak",
+            f"{med(lazy, 'node_mb'):.0f} MB vs {med(eager, 'node_mb'):.0f} MB",
+            med(lazy, "node_mb") <= med(eager, "node_mb"),
+        ),
+    ]
+    if largest == 100:
+        checks.append(
+            (
+                f"100 workflows ≤ {TARGET_100_S:.0f} s",
+                f"{med(scaling[100], 'wall_s'):.2f} s",
+                med(scaling[100], "wall_s") <= TARGET_100_S,
+            )
+        )
+    out += ["", "## Targets (issue 4)", "", "| target | measured | met |", "|---|---|---|"]
+    out += [f"| {name} | {value} | {'yes' if ok else 'NO'} |" for name, value, ok in checks]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="cold processes per variant (≥5)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
+    parser.add_argument(
+        "--sizes", type=lambda s: tuple(int(x) for x in s.split(",")), default=SIZES,
+        help="workflow counts for the scaling table (default 1,10,50,100)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be positive")
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            print(f"bench: {line}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="ai-workflow-bench-") as tmp:
+        work = Path(tmp)
+        envs = ("--config-dir", "config", "--source-dir", "function_src")
+        default = run_interleaved(
+            [Variant("eager", envs, eager=True), Variant("lazy", envs)], args.runs, work, progress
+        )
+        variants = []
+        for size in args.sizes:
+            config_dir = work / f"config-{size}"
+            config_dir.mkdir()
+            (config_dir / "bench.toml").write_text(generated_config(size))
+            variants.append(Variant(str(size), ("--config-dir", str(config_dir))))
+        by_label = run_interleaved(variants, args.runs, work, progress)
+        scaling = {int(label): s for label, s in by_label.items()}
+        progress("handler import time")
+        handler = handler_import(args.runs)
+
+    text = render(args.runs, default, scaling, handler)
+    print(text, end="")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    progress(f"wrote {os.path.relpath(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
