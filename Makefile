@@ -73,3 +73,13 @@ publish: $(VENV)/.installed
 	$(PY) tools/publish.py $(if $(TOPIC),--topic "$$PUBLISH_TOPIC",--env "$(ENV)" $(if $(WORKFLOW),--workflow "$(WORKFLOW)")) \
 		--type "$$PUBLISH_EVENT" --data "$$PUBLISH_DATA" \
 		$${PUBLISH_CORRELATION_ID:+--correlation-id "$$PUBLISH_CORRELATION_ID"}
+
+## bench: eager vs lazy provider imports, 1/10/50/100-workflow stacks, handler import time;
+##   prints a table and writes bench/results.md (RUNS=5 cold processes per variant, ~4 min)
+bench: install
+	$(PY) bench/run_bench.py --runs "$(or $(RUNS),5)" --out bench/results.md
+
+## watch: keep one process warm; re-synthesize into cdktf.out when config/, constructs/ or
+##   function_src/ change and print the resources added/changed/removed per stack
+watch: install
+	$(PY) tools/watch.py
