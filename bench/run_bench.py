@@ -70,7 +70,15 @@ def run_once(variant: Variant, workdir: Path) -> Sample:
     report = workdir / "report.json"
     outdir = workdir / "out"
     report.unlink(missing_ok=True)
-    cmd = [str(PYTHON), str(MEASURE), str(report), "main.py", *variant.args, "--outdir", str(outdir)]
+    cmd = [
+        str(PYTHON),
+        str(MEASURE),
+        str(report),
+        "main.py",
+        *variant.args,
+        "--outdir",
+        str(outdir),
+    ]
     started = time.perf_counter()
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - started
@@ -142,7 +150,23 @@ def med(samples: list[Sample], key: str) -> float:
 
 def spread(samples: list[Sample], key: str, fmt: str) -> str:
     values = [getattr(s, key) for s in samples]
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+    low, high = format(min(values), fmt), format(max(values), fmt)
+    return f"{format(statistics.median(values), fmt)} ({low}-{high})"
+
+
+def cpu_check() -> float:
+    """Seconds for a fixed pure-Python loop (best of 3): shows how fast the machine was.
+
+    Shared 2-core VMs vary by over 1.5x from hour to hour; compare two results files only
+    when their CPU checks agree."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def node_version() -> str:
@@ -159,17 +183,19 @@ def render(
     default: dict[str, list[Sample]],
     scaling: dict[int, list[Sample]],
     handler: dict[str, object],
+    cpu: tuple[float, float],
 ) -> str:
     eager, lazy = default["eager"], default["lazy"]
     out = [
         "# Synth benchmark",
         "",
         f"Written by `make bench` (bench/run_bench.py --runs {runs}). Each figure is the median",
-        f"of {runs} cold `python main.py` processes (min–max in brackets), variants interleaved",
+        f"of {runs} cold `python main.py` processes (min-max in brackets), variants interleaved",
         "in one run. Peak memory is the maximum resident set size: of the Python process, and",
         "of the largest Node process (the jsii kernel). Machine: "
         f"{os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
-        f"Python {platform.python_version()}, Node {node_version()}.",
+        f"Python {platform.python_version()}, Node {node_version()}. CPU check (pure-Python",
+        f"loop of 10^7 additions, best of 3): {cpu[0]:.2f} s before, {cpu[1]:.2f} s after.",
         "",
         "## Default app (config/dev.toml and config/prod.toml, 6 workflows)",
         "",
@@ -181,7 +207,7 @@ def render(
         f"| {spread(lazy, 'python_mb', '.0f')} | {spread(lazy, 'node_mb', '.0f')} |",
     ]
     ratios = [med(eager, k) / med(lazy, k) for k in ("wall_s", "python_mb", "node_mb")]
-    out.append("| ratio eager / lazy | " + " | ".join(f"{r:.1f}×" for r in ratios) + " |")
+    out.append("| ratio eager / lazy | " + " | ".join(f"{r:.1f}x" for r in ratios) + " |")
     out += [
         "",
         "## Generated stacks (one environment, workflows in chains of five, lazy imports)",
@@ -203,10 +229,10 @@ def render(
         "",
         "## Handler cold start (`tools/handler_import_time.py --json`)",
         "",
-        "| metric | median, ms | min–max, ms | runs |",
+        "| metric | median, ms | min-max, ms | runs |",
         "|---|---|---|---|",
         f"| `import main` (function_src/main.py) | {handler['median_ms']} "
-        f"| {handler['min_ms']}–{handler['max_ms']} | {handler['runs']} |",
+        f"| {handler['min_ms']}-{handler['max_ms']} | {handler['runs']} |",
     ]
     largest = max(scaling)
     checks = [
@@ -216,8 +242,8 @@ def render(
             med(lazy, "wall_s") <= TARGET_DEFAULT_S,
         ),
         (
-            f"default app ≥ {TARGET_SPEEDUP}× faster than eager",
-            f"{ratios[0]:.1f}×",
+            f"default app ≥ {TARGET_SPEEDUP}x faster than eager",
+            f"{ratios[0]:.1f}x",
             ratios[0] >= TARGET_SPEEDUP,
         ),
         (
@@ -249,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="cold processes per variant (≥5)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
     parser.add_argument(
-        "--sizes", type=lambda s: tuple(int(x) for x in s.split(",")), default=SIZES,
+        "--sizes",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=SIZES,
         help="workflow counts for the scaling table (default 1,10,50,100)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -261,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(f"bench: {line}", file=sys.stderr, flush=True)
 
+    cpu_before = cpu_check()
     with tempfile.TemporaryDirectory(prefix="ai-workflow-bench-") as tmp:
         work = Path(tmp)
         envs = ("--config-dir", "config", "--source-dir", "function_src")
@@ -278,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         progress("handler import time")
         handler = handler_import(args.runs)
 
-    text = render(args.runs, default, scaling, handler)
+    text = render(args.runs, default, scaling, handler, (cpu_before, cpu_check()))
     print(text, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
