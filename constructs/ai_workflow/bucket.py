@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cdktf_cdktf_provider_google.storage_bucket import (
     StorageBucket,
@@ -84,10 +85,13 @@ class HardenedBucket(Construct):
         self.bucket.override_logical_id(terraform_id(id))
         self._id = id
 
+    @cached_property
+    def name(self) -> str:
+        """The bucket name reference, read from the jsii kernel once."""
+        return self.bucket.name
+
     def grant(self, member: str, role: str, grant_id: str) -> StorageBucketIamMember:
         """Bucket-level IAM member (never project-level storage roles)."""
-        grant = StorageBucketIamMember(
-            self, grant_id, bucket=self.bucket.name, role=role, member=member
-        )
+        grant = StorageBucketIamMember(self, grant_id, bucket=self.name, role=role, member=member)
         grant.override_logical_id(terraform_id(f"{self._id}_{grant_id}"))
         return grant

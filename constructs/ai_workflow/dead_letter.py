@@ -52,7 +52,7 @@ class DeadLetterQueue(Construct):
             self,
             "subscription",
             name=names.dead_letter_subscription,
-            topic=self.topic.topic.id,
+            topic=self.topic.id,
             ack_deadline_seconds=60,
             message_retention_duration=f"{props.subscription_retention_seconds}s",
             retain_acked_messages=False,

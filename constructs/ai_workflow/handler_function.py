@@ -8,6 +8,7 @@ push service account) may call it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cdktf_cdktf_provider_google.artifact_registry_repository_iam_member import (
     ArtifactRegistryRepositoryIamMember,
@@ -48,16 +49,41 @@ class HandlerFunctionProps:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def service_account(scope: Construct, logical_id: str, account_id: str, purpose: str):
-    sa = ServiceAccount(
-        scope,
-        logical_id,
-        account_id=account_id,
-        display_name=f"{account_id}: {purpose}"[:100],
-        description=purpose,
-    )
-    sa.override_logical_id(logical_id)
-    return sa
+class Identity:
+    """A service account and its references, each read from the jsii kernel once
+    (every attribute read is a round trip to Node; a workflow uses each several times)."""
+
+    def __init__(self, scope: Construct, logical_id: str, account_id: str, purpose: str):
+        self.account = ServiceAccount(
+            scope,
+            logical_id,
+            account_id=account_id,
+            display_name=f"{account_id}: {purpose}"[:100],
+            description=purpose,
+        )
+        self.account.override_logical_id(logical_id)
+
+    @cached_property
+    def email(self) -> str:
+        return self.account.email
+
+    @cached_property
+    def member(self) -> str:
+        """`serviceAccount:<email>`, for IAM members."""
+        return self.account.member
+
+    @cached_property
+    def name(self) -> str:
+        """`projects/<p>/serviceAccounts/<email>`, for grants on the account itself."""
+        return self.account.name
+
+    @cached_property
+    def id(self) -> str:
+        return self.account.id
+
+
+def service_account(scope: Construct, logical_id: str, account_id: str, purpose: str) -> Identity:
+    return Identity(scope, logical_id, account_id, purpose)
 
 
 class HandlerFunction(Construct):
@@ -144,7 +170,7 @@ class HandlerFunction(Construct):
                 docker_repository=platform.docker_repository_id,
                 source=Cloudfunctions2FunctionBuildConfigSource(
                     storage_source=Cloudfunctions2FunctionBuildConfigSourceStorageSource(
-                        bucket=platform.source_bucket.bucket.name,
+                        bucket=platform.source_bucket.name,
                         object=platform.source_object_name,
                     )
                 ),
@@ -168,7 +194,7 @@ class HandlerFunction(Construct):
         )
         self.function.override_logical_id(names.logical_id("function"))
 
-    @property
+    @cached_property
     def uri(self) -> str:
         return self.function.service_config.uri
 

@@ -74,7 +74,7 @@ class PushSubscription(Construct):
             self,
             "subscription",
             name=names.push_subscription,
-            topic=trigger.topic.id,
+            topic=trigger.id,
             ack_deadline_seconds=s.ack_deadline_seconds,
             message_retention_duration=f"{min(s.message_retention_seconds, 604_800)}s",
             retain_acked_messages=False,
@@ -86,7 +86,7 @@ class PushSubscription(Construct):
                 maximum_backoff=f"{s.max_retry_backoff_seconds}s",
             ),
             dead_letter_policy=PubsubSubscriptionDeadLetterPolicy(
-                dead_letter_topic=dead_letter.topic.topic.id,
+                dead_letter_topic=dead_letter.topic.id,
                 max_delivery_attempts=s.max_delivery_attempts,
             ),
             push_config=PubsubSubscriptionPushConfig(

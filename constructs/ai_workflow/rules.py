@@ -34,10 +34,23 @@ VPC_EGRESS = ("PRIVATE_RANGES_ONLY", "ALL_TRAFFIC")
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 
 
+def _may_be_token(value: Any) -> bool:
+    """Cheap pre-check: only these shapes can encode a cdktf token (strings and lists hold
+    `${TfToken[...]}`-style markers, numbers are huge negative doubles). Plain config
+    values skip the round trip to the jsii kernel."""
+    if isinstance(value, str):
+        return "${" in value or "#{" in value
+    if isinstance(value, float):
+        return value < -1e280
+    return isinstance(value, list) and any(_may_be_token(v) for v in value)
+
+
 def is_token(value: Any) -> bool:
     """True for an unresolved cdktf token (only possible once cdktf is imported)."""
+    if not _may_be_token(value):
+        return False
     cdktf = sys.modules.get("cdktf")
-    return cdktf is not None and cdktf.Token.is_unresolved(value)
+    return cdktf is not None and bool(cdktf.Token.is_unresolved(value))
 
 
 def integer_in_range(field: str, value: Any, low: int, high: int) -> Problems:

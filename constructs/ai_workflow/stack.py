@@ -113,7 +113,7 @@ class AiWorkflowStack(TerraformStack):
         source_object = StorageBucketObject(
             self,
             "function_source",
-            bucket=source_bucket.bucket.name,
+            bucket=source_bucket.name,
             name=bundle.object_name,
             source=f"{ASSET_DIR}/{bundle.file_name}",
             content_type="application/zip",
@@ -164,8 +164,8 @@ class AiWorkflowStack(TerraformStack):
             )
 
         for key, value in {
-            "source_bucket": source_bucket.bucket.name,
-            "pipeline_root_bucket": pipeline_root.bucket.name,
+            "source_bucket": source_bucket.name,
+            "pipeline_root_bucket": pipeline_root.name,
             "function_source_object": source_object.name,
         }.items():
             TerraformOutput(self, f"out_{key}", value=value).override_logical_id(key)

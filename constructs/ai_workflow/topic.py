@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_google.pubsub_topic import PubsubTopic
@@ -48,12 +49,21 @@ class EventTopic(Construct):
         )
         self.topic.override_logical_id(self.logical_id)
 
+    @cached_property
+    def id(self) -> str:
+        """`projects/<p>/topics/<t>` reference, read from the jsii kernel once."""
+        return self.topic.id
+
+    @cached_property
+    def name(self) -> str:
+        return self.topic.name
+
     def grant_publish(self, member: str, grant_id: str) -> PubsubTopicIamMember:
         """roles/pubsub.publisher for `member` on this topic only."""
         if member in rules.PUBLIC_MEMBERS:
             raise ConfigError([f"{grant_id}: got {member!r}, allowed a named principal"])
         grant = PubsubTopicIamMember(
-            self, grant_id, topic=self.topic.name, role="roles/pubsub.publisher", member=member
+            self, grant_id, topic=self.name, role="roles/pubsub.publisher", member=member
         )
         grant.override_logical_id(f"{self.logical_id}_{terraform_id(grant_id)}")
         return grant

@@ -74,7 +74,7 @@ class AiWorkflow(Construct):
             names.pipeline_account_id,
             f"Identity the {props.name} Vertex AI pipeline runs execute as",
         )
-        pipeline_root = f"gs://{platform.pipeline_root_bucket.bucket.name}/{props.name}"
+        pipeline_root = f"gs://{platform.pipeline_root_bucket.name}/{props.name}"
         self.handler = HandlerFunction(
             self,
             "handler",
@@ -88,8 +88,8 @@ class AiWorkflow(Construct):
                     props,
                     project_id=platform.project_id,
                     region=platform.region,
-                    results_topic=self.results.topic.id,
-                    dead_letter_topic=self.dead_letter.topic.topic.id,
+                    results_topic=self.results.id,
+                    dead_letter_topic=self.dead_letter.topic.id,
                     pipeline_root=pipeline_root,
                     pipeline_service_account=self.pipeline_account.email,
                 ),
@@ -151,9 +151,9 @@ class AiWorkflow(Construct):
     def _outputs(self, name: str) -> None:
         values = {
             "function_uri": self.handler.uri,
-            "trigger_topic": self.trigger.topic.id,
-            "results_topic": self.results.topic.id,
-            "dead_letter_topic": self.dead_letter.topic.topic.id,
+            "trigger_topic": self.trigger.id,
+            "results_topic": self.results.id,
+            "dead_letter_topic": self.dead_letter.topic.id,
             "push_subscription": self.push.subscription.id,
             "dead_letter_subscription": self.dead_letter.subscription.id,
             "runtime_service_account": self.handler.runtime_account.email,
