@@ -9,6 +9,8 @@ NODE_BIN := $(CURDIR)/node_modules/.bin
 # jsii and the cdktf CLI run on the Node 22 pinned in package.json, not the system Node.
 export JSII_NODE := $(NODE_BIN)/node
 export PATH := $(NODE_BIN):$(PATH)
+# No telemetry call-home from the cdktf CLI (it only fails loudly without network).
+export CHECKPOINT_DISABLE := 1
 
 ENV ?= dev
 
