@@ -24,7 +24,6 @@ from cdktf_cdktf_provider_google.cloudfunctions2_function import (
     Cloudfunctions2FunctionServiceConfig,
     Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables,
 )
-from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
 from cdktf_cdktf_provider_google.secret_manager_secret_iam_member import (
     SecretManagerSecretIamMember,
 )
@@ -32,6 +31,7 @@ from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from constructs import Construct
 
 from .config import SecretEnvConfig, WorkflowSettings
+from .iam import project_role
 from .naming import WorkflowNames
 from .platform import SharedPlatform
 
@@ -107,31 +107,30 @@ class HandlerFunction(Construct):
             f"Cloud Build identity that builds the {names.workflow} handler",
         )
         build_member = self.build_account.member
+        image_writer = ArtifactRegistryRepositoryIamMember(
+            self,
+            "build_image_writer",
+            repository=platform.docker_repository_id,
+            role="roles/artifactregistry.writer",
+            member=build_member,
+        )
+        image_writer.override_logical_id(names.logical_id("build_image_writer"))
         build_grants = [
-            ProjectIamMember(
+            project_role(
                 self,
+                names,
                 "build_log_writer",
                 project=platform.project_id,
                 role="roles/logging.logWriter",
                 member=build_member,
             ),
-            ArtifactRegistryRepositoryIamMember(
-                self,
-                "build_image_writer",
-                repository=platform.docker_repository_id,
-                role="roles/artifactregistry.writer",
-                member=build_member,
-            ),
+            image_writer,
             platform.source_bucket.grant(
                 build_member,
                 "roles/storage.objectViewer",
                 f"{names.logical_id('build_source_reader')}",
             ),
         ]
-        for grant, suffix in zip(
-            build_grants[:2], ("build_log_writer", "build_image_writer"), strict=True
-        ):
-            grant.override_logical_id(names.logical_id(suffix))
 
         secret_grants = []
         secret_vars = []

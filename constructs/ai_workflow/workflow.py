@@ -7,7 +7,6 @@ topic as its trigger.
 from __future__ import annotations
 
 from cdktf import TerraformOutput
-from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
 from constructs import Construct
 
@@ -16,6 +15,7 @@ from .dead_letter import DeadLetterQueue, DeadLetterQueueProps
 from .errors import ConfigError
 from .handler_env import handler_environment
 from .handler_function import HandlerFunction, HandlerFunctionProps, service_account
+from .iam import project_role
 from .naming import WorkflowNames
 from .platform import SharedPlatform
 from .push_subscription import PushSubscription, PushSubscriptionProps
@@ -102,14 +102,14 @@ class AiWorkflow(Construct):
         self.dead_letter.topic.grant_publish(runtime, "runtime_publisher")
         # ...and create/get PipelineJobs (no resource-level IAM exists for them), which
         # run as the pipeline SA, so the handler may act as that SA and no other.
-        vertex_user = ProjectIamMember(
+        project_role(
             self,
+            names,
             "runtime_vertex_user",
             project=platform.project_id,
             role="roles/aiplatform.user",
             member=runtime,
         )
-        vertex_user.override_logical_id(names.logical_id("runtime_vertex_user"))
         act_as = ServiceAccountIamMember(
             self,
             "runtime_acts_as_pipeline",
@@ -120,14 +120,14 @@ class AiWorkflow(Construct):
         act_as.override_logical_id(names.logical_id("runtime_acts_as_pipeline_sa"))
         # The pipeline runs: Vertex AI jobs and their artifacts under the pipeline root.
         pipeline_member = self.pipeline_account.member
-        pipeline_vertex = ProjectIamMember(
+        project_role(
             self,
+            names,
             "pipeline_vertex_user",
             project=platform.project_id,
             role="roles/aiplatform.user",
             member=pipeline_member,
         )
-        pipeline_vertex.override_logical_id(names.logical_id("pipeline_vertex_user"))
         platform.pipeline_root_bucket.grant(
             pipeline_member, "roles/storage.objectUser", names.logical_id("pipeline_artifacts")
         )

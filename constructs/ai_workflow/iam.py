@@ -1,0 +1,21 @@
+"""Project-level grants, kept in one place because they are the exception.
+
+Everything else is granted on the resource. Only roles whose resources have no IAM of
+their own (Vertex AI PipelineJobs, log writing) are granted on the project.
+"""
+
+from __future__ import annotations
+
+from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
+from constructs import Construct
+
+from .naming import WorkflowNames
+
+
+def project_role(
+    scope: Construct, names: WorkflowNames, grant: str, *, project: str, role: str, member: str
+) -> ProjectIamMember:
+    """`role` for `member` on `project`, addressed as google_project_iam_member.<wf>_<grant>."""
+    resource = ProjectIamMember(scope, grant, project=project, role=role, member=member)
+    resource.override_logical_id(names.logical_id(grant))
+    return resource
