@@ -40,7 +40,7 @@ def test_examples_are_valid() -> None:
     assert [e.name for e in envs] == ["dev", "prod"]
     assert [w.name for w in envs[0].workflows] == ["ingest", "train", "batch-predict"]
     assert envs[0].workflow("train").max_instances == 3  # from [workflow_defaults]
-    assert envs[0].workflow("train").ack_deadline_seconds == 60  # built-in default
+    assert envs[0].workflow("train").ack_deadline_seconds == 20  # built-in default
 
 
 @pytest.mark.parametrize(

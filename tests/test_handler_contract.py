@@ -44,3 +44,11 @@ def test_stack_sets_the_same_variables_as_the_local_run(dev: dict) -> None:
     assert json.loads(variables["ROUTES"]) == json.loads(literal["ROUTES"])
     assert literal["RESULTS_TOPIC"] == "projects/acme-ai-dev/topics/train-results"
     assert literal["PIPELINE_ROOT"] == "gs://acme-ai-dev-pipeline-root/train"
+
+
+@pytest.mark.parametrize(("ack", "timeout"), [(10, 2), (20, 6), (32, 10), (600, 10)])
+def test_outbound_timeout_fits_three_calls_in_the_ack_deadline(ack: int, timeout: int) -> None:
+    from ai_workflow.handler_env import outbound_timeout_seconds
+
+    assert outbound_timeout_seconds(ack) == timeout
+    assert 3 * outbound_timeout_seconds(ack) < ack

@@ -25,7 +25,7 @@ def test_push_subscription_delivers_with_oidc_retry_and_dead_letter(stack: dict)
             "service_account_email": ref("google_service_account", f"{wf}_push_sa", "email"),
             "audience": uri,
         }
-        assert sub["ack_deadline_seconds"] == 60
+        assert sub["ack_deadline_seconds"] == 20
         assert sub["retry_policy"] == {"minimum_backoff": "10s", "maximum_backoff": "600s"}
         assert sub["dead_letter_policy"]["dead_letter_topic"] == ref(
             "google_pubsub_topic", f"{wf}_dead_letter_topic", "id"
@@ -166,6 +166,8 @@ def test_function_environment_names_topics_and_routes(dev: dict) -> None:
         "gs://" + ref("google_storage_bucket", "pipeline_root_bucket", "name") + "/train"
     )
     assert env["MAX_EVENT_AGE_SECONDS"] == "86400"
+    # Three API calls of at most 6 s each fit in the 20 s ack deadline.
+    assert env["OUTBOUND_TIMEOUT_SECONDS"] == "6"
     routes = json.loads(env["ROUTES"])
     assert set(routes) == {"model.train", "model.retrain"}
     assert routes["model.retrain"]["parameters"] == {"epochs": 2, "warm_start": True}

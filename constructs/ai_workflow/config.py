@@ -45,9 +45,9 @@ class SecretEnvConfig:
 class WorkflowSettings:
     """Tunables of one workflow; `[workflow_defaults]` sets them for all workflows."""
 
-    ack_deadline_seconds: int = 60
-    """Push subscription ack deadline, 10..600. Default 60 s: above the handler's worst
-    case of three 10 s API calls, so a slow success is not redelivered."""
+    ack_deadline_seconds: int = 20
+    """Push subscription ack deadline, 10..600. Default 20 s. The handler's timeout for
+    each Google API call is derived from it, so its worst case (three calls) answers in time."""
     min_retry_backoff_seconds: int = 10
     """Exponential backoff lower bound, 0..600. Default 10 s."""
     max_retry_backoff_seconds: int = 600

@@ -25,6 +25,13 @@ def routes_json(workflow: WorkflowConfig) -> str:
     return json.dumps(routes, sort_keys=True, separators=(",", ":"))
 
 
+def outbound_timeout_seconds(ack_deadline_seconds: int) -> int:
+    """Per-call timeout of the handler's Google API calls: a request makes at most three
+    (create or get the job, publish), and all three must fit in the ack deadline, or
+    Pub/Sub redelivers a message that succeeded. 20 s -> 6 s; capped at 10 s."""
+    return max(1, min(10, (ack_deadline_seconds - 2) // 3))
+
+
 def handler_environment(
     workflow: WorkflowConfig,
     *,
@@ -45,6 +52,7 @@ def handler_environment(
         "PIPELINE_SERVICE_ACCOUNT": pipeline_service_account,
         "ROUTES": routes_json(workflow),
         "MAX_EVENT_AGE_SECONDS": str(workflow.max_event_age_seconds),
+        "OUTBOUND_TIMEOUT_SECONDS": str(outbound_timeout_seconds(workflow.ack_deadline_seconds)),
     }
 
 
