@@ -304,7 +304,7 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
     return p
 
 
-def _build_dataclass(cls: Any, where: str, table: dict[str, Any], allowed: set[str]) -> Any:
+def _build_dataclass(cls: Any, table: dict[str, Any], allowed: set[str]) -> Any:
     """Instantiate `cls` from known keys; unknown keys are reported by the caller."""
     return cls(**{k: v for k, v in table.items() if k in allowed})
 
@@ -325,7 +325,7 @@ def _parse_subtables(
         if required not in table:
             problems.append(f"{at}.{required}: missing, required")
             continue
-        parsed[key] = _build_dataclass(cls, at, table, allowed)
+        parsed[key] = _build_dataclass(cls, table, allowed)
     return parsed
 
 
@@ -358,7 +358,7 @@ def _parse_workflow(
         problems.append(f"{where}publishers: got {publishers!r}, allowed a list of IAM members")
         publishers = ()
     table = {**table, "routes": routes, "secret_env": secrets, "publishers": tuple(publishers)}
-    workflow = _build_dataclass(WorkflowConfig, where, table, _WORKFLOW_FIELDS)
+    workflow = _build_dataclass(WorkflowConfig, table, _WORKFLOW_FIELDS)
     problems += workflow_problems(where, workflow)
     return workflow
 
