@@ -1,5 +1,5 @@
-"""The lazy provider loader: byte-identical output, its fallbacks, and Node 22 without the
-end-of-life banner.
+"""The lazy provider loader (and kernel_launch's other speed-ups): byte-identical output,
+the fallbacks, and Node 22 without the end-of-life banner.
 
 The byte-identity test synthesizes the default app twice in subprocesses (eager ~12-15 s,
 lazy ~2 s); everything else here is cheap and does not import the provider in-process.
@@ -33,17 +33,20 @@ needs_node = pytest.mark.skipif(
     not NODE.exists(), reason="node_modules/.bin/node missing: run `make install` (npm ci)"
 )
 
-# Runs main.py's synth, then reports how many provider submodules Python imported and
-# whether NODE_OPTIONS was put back the way it was.
+# Runs main.py's synth, then reports how many provider submodules Python imported, which
+# jsii runtime script the kernel runs, and whether the environment was put back.
 SYNTH = """
 import os, sys
-before = os.environ.get("NODE_OPTIONS")
+before = dict(os.environ)
 sys.path.insert(0, os.getcwd())
 import main
 rc = main.main(["--outdir", sys.argv[1]])
 loaded = sum(m.startswith("cdktf_cdktf_provider_google.") for m in sys.modules)
+import jsii
+runtime = os.path.basename(jsii.kernel.provider._process._process.args[-1])
 print(f"provider-submodules={loaded}", file=sys.stderr)
-print(f"node-options-restored={os.environ.get('NODE_OPTIONS') == before}", file=sys.stderr)
+print(f"kernel-runtime={runtime}", file=sys.stderr)
+print(f"environment-restored={dict(os.environ) == before}", file=sys.stderr)
 sys.exit(rc)
 """
 
@@ -101,7 +104,9 @@ def test_lazy_and_eager_synth_are_byte_identical(synthesized: dict) -> None:
     lazy_count = int(lazy.stderr.split("provider-submodules=")[1].split()[0])
     eager_count = int(eager.stderr.split("provider-submodules=")[1].split()[0])
     assert lazy_count < 60 < 1000 < eager_count
-    assert "node-options-restored=True" in lazy.stderr
+    assert "kernel-runtime=direct_kernel.js" in lazy.stderr
+    assert "kernel-runtime=jsii-runtime.js" in eager.stderr  # jsii's stock relay
+    assert "environment-restored=True" in lazy.stderr
 
 
 @needs_node
@@ -162,9 +167,7 @@ def test_unexpected_layout_falls_back_with_one_warning_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # find_spec only locates the package; nothing is imported here.
-    restored: list[bool] = []
     monkeypatch.setattr(lazy_provider, "split_package_source", lambda source: None)
-    monkeypatch.setattr(lazy_provider, "restore_node_options", lambda: restored.append(True))
     stderr = io.StringIO()
     with redirect_stderr(stderr):
         spec = lazy_provider._FINDER.find_spec(lazy_provider.PROVIDER_PACKAGE)
@@ -174,7 +177,6 @@ def test_unexpected_layout_falls_back_with_one_warning_line(
     assert len(lines) == 1, lines
     assert lines[0].startswith("warning: cdktf_cdktf_provider_google/__init__.py")
     assert "eager" in lines[0]
-    assert restored == [True]
 
 
 def test_the_finder_ignores_other_packages() -> None:
@@ -259,21 +261,6 @@ def test_node_hook_leaves_an_unexpected_index_eager_with_one_warning_line(tmp_pa
     lines = result.stderr.splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("warning: ") and "unexpected layout" in lines[0]
-
-
-def test_node_options_are_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lazy_provider, "_saved_node_options", lazy_provider._NODE_OPTIONS_UNSET)
-    monkeypatch.setenv("NODE_OPTIONS", "--max-old-space-size=100")
-    lazy_provider._preload_node_hook()
-    assert os.environ["NODE_OPTIONS"] == (
-        f"--max-old-space-size=100 {lazy_provider.node_hook_option()}"
-    )
-    lazy_provider.restore_node_options()
-    assert os.environ["NODE_OPTIONS"] == "--max-old-space-size=100"
-    monkeypatch.delenv("NODE_OPTIONS")
-    lazy_provider._preload_node_hook()
-    lazy_provider.restore_node_options()
-    assert "NODE_OPTIONS" not in os.environ
 
 
 # --- memoized type hints for jsii's generated checks ----------------------------------------

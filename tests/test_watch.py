@@ -162,7 +162,16 @@ def test_one_watch_round_resynthesizes_only_the_changed_environment(tmp_path: Pa
     assert (unchanged.errors, unchanged.synthesized) == (bad.errors, [])
 
 
-@pytest.mark.parametrize("name", ["lazy_provider.py", "lazy_provider_hook.js"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lazy_provider.py",
+        "lazy_provider_hook.js",
+        "kernel_launch.py",
+        "direct_kernel.js",
+        "token_stack_hook.js",
+    ],
+)
 def test_changes_to_the_import_hooks_restart_the_process(name: str) -> None:
     watcher = watch.Watcher(Path("config"), Path("function_src"), Path("out"), Path("constructs"))
     assert watcher.needs_reexec([f"constructs/ai_workflow/{name}"])

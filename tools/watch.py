@@ -35,8 +35,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "ai_workflow"
-# Changing these re-executes the process: they hook imports (Python and Node) at start-up.
-REEXEC_FILES = ("lazy_provider.py", "lazy_provider_hook.js")
+# Changing these re-executes the process: they hook imports (Python and Node) and start the
+# jsii kernel, once, at start-up.
+REEXEC_FILES = (
+    "lazy_provider.py",
+    "lazy_provider_hook.js",
+    "kernel_launch.py",
+    "direct_kernel.js",
+    "token_stack_hook.js",
+)
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"}
 
 Snapshot = dict[str, tuple[int, int]]

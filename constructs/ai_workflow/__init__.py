@@ -1,12 +1,14 @@
 """cdktf constructs for event-driven AI workflows on Google Cloud.
 
 Importing this package first installs the lazy provider loader (see lazy_provider), so
-only the provider submodules the constructs use are loaded.
+only the provider submodules the constructs use are loaded, and starts the jsii kernel
+the fast way (see kernel_launch).
 """
 
-from . import lazy_provider
+from . import kernel_launch, lazy_provider
 
 lazy_provider.install()
+kernel_launch.start_kernel()
 
 from .config import (  # noqa: E402
     EnvironmentConfig,

@@ -7,9 +7,9 @@ attribute access (PEP 562), so `from cdktf_cdktf_provider_google.pubsub_topic im
 PubsubTopic` keeps working and loads one submodule. The synthesized JSON is identical.
 
 The jsii kernel (Node) has the same problem: loading the assembly requires the provider's
-`lib/index.js`, which requires all ~1,470 JS submodules (~2.8 s, ~400 MB). `install()` also
-preloads `lazy_provider_hook.js` into the jsii Node process (via NODE_OPTIONS, only while
-the kernel starts) and that hook makes those requires lazy in the same way.
+`lib/index.js`, which requires all ~1,470 JS submodules (~2.8 s, ~400 MB).
+`lazy_provider_hook.js`, which kernel_launch preloads into the kernel, makes those requires
+lazy in the same way.
 
 Every jsii-generated method checks its arguments with
 `typing.get_type_hints(_typecheckingstub__<hash>)` + typeguard, and get_type_hints
@@ -17,9 +17,9 @@ re-evaluates the stub's string annotations on every call (~40% of the Python tim
 100-workflow synth). `install()` memoizes get_type_hints for those generated stubs only;
 the checks themselves still run.
 
-Set AI_WORKFLOW_EAGER_IMPORTS=1 to turn all of this off. If the package's `__init__.py` (or the
-JS `lib/index.js`) does not have the expected shape, that side falls back to the eager
-import with a one-line warning.
+Set AI_WORKFLOW_EAGER_IMPORTS=1 to turn all of this off (and kernel_launch's speed-ups too).
+If the package's `__init__.py` (or the JS `lib/index.js`) does not have the expected shape,
+that side falls back to the eager import with a one-line warning.
 """
 
 from __future__ import annotations
@@ -41,8 +41,6 @@ EAGER_ENV_VAR = "AI_WORKFLOW_EAGER_IMPORTS"
 _SUBMODULE_IMPORT = re.compile(r"^from \. import ([a-z_][a-z0-9_]*)$")
 _ANCHOR = "publication.publish()"
 NODE_HOOK = Path(__file__).with_name("lazy_provider_hook.js")
-_NODE_OPTIONS_UNSET = object()
-_saved_node_options: Any = _NODE_OPTIONS_UNSET
 
 
 def eager_requested() -> bool:
@@ -99,8 +97,6 @@ class _LazyPackageLoader(importlib.abc.Loader):
         published = sys.modules.get(PROVIDER_PACKAGE, module)
         for target in {id(module): module, id(published): published}.values():
             target.__getattr__ = __getattr__  # type: ignore[method-assign]
-        # The head loaded the assembly, so the jsii Node process is running by now.
-        restore_node_options()
 
 
 class _LazyProviderFinder(importlib.abc.MetaPathFinder):
@@ -122,7 +118,6 @@ class _LazyProviderFinder(importlib.abc.MetaPathFinder):
                 "falling back to eager provider imports (slower, same output)",
                 file=sys.stderr,
             )
-            restore_node_options()
             return spec
         spec.loader = _LazyPackageLoader(spec.loader, *split)
         return spec
@@ -142,7 +137,6 @@ def install() -> bool:
         return _FINDER in sys.meta_path
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
-    _preload_node_hook()
     _memoize_stub_type_hints()
     return True
 
@@ -182,38 +176,3 @@ def _memoize_stub_type_hints() -> None:
     get_type_hints._ai_workflow_memoized = True  # type: ignore[attr-defined]
     get_type_hints.__wrapped__ = original  # type: ignore[attr-defined]
     typing.get_type_hints = get_type_hints
-
-
-def node_hook_option() -> str:
-    """The NODE_OPTIONS entry that preloads the Node side of the hook."""
-    return '--require "{}"'.format(str(NODE_HOOK).replace("\\", "\\\\").replace('"', '\\"'))
-
-
-def _preload_node_hook() -> None:
-    """Add the hook to NODE_OPTIONS until the provider assembly is loaded.
-
-    The jsii kernel copies the environment when it starts (on the first jsii call), so the
-    hook reaches its Node processes; restore_node_options() then puts NODE_OPTIONS back so
-    that other Node programs this process starts do not inherit it.
-    """
-    global _saved_node_options
-    if _saved_node_options is not _NODE_OPTIONS_UNSET or not NODE_HOOK.is_file():
-        return
-    current = os.environ.get("NODE_OPTIONS")
-    option = node_hook_option()
-    if current is not None and option in current:
-        return
-    _saved_node_options = current
-    os.environ["NODE_OPTIONS"] = f"{current} {option}" if current else option
-
-
-def restore_node_options() -> None:
-    """Undo _preload_node_hook (a no-op when it did nothing)."""
-    global _saved_node_options
-    if _saved_node_options is _NODE_OPTIONS_UNSET:
-        return
-    if _saved_node_options is None:
-        os.environ.pop("NODE_OPTIONS", None)
-    else:
-        os.environ["NODE_OPTIONS"] = _saved_node_options
-    _saved_node_options = _NODE_OPTIONS_UNSET

@@ -1,0 +1,252 @@
+"""kernel_launch: the direct jsii runtime, the token stack hook, and the start environment.
+
+That the three together leave the synthesized JSON byte-identical is proven in
+test_lazy_provider.py (default app against the stock runtime with
+AI_WORKFLOW_EAGER_IMPORTS=1). These tests pin each part, including the shapes of the
+third-party files they rely on, so an upgrade of jsii or cdktf that changes them fails here.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.resources
+import io
+import json
+import os
+import subprocess
+import tarfile
+from contextlib import redirect_stderr
+from pathlib import Path
+
+import pytest
+
+from ai_workflow import kernel_launch, lazy_provider
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE = ROOT / "node_modules" / ".bin" / "node"
+needs_node = pytest.mark.skipif(
+    not NODE.exists(), reason="node_modules/.bin/node missing: run `make install` (npm ci)"
+)
+
+
+def embedded_program() -> str:
+    import jsii._embedded.jsii as embedded
+
+    return importlib.resources.files(embedded).joinpath("lib__program.js").read_text("utf-8")
+
+
+# --- the direct runtime (Python side) ------------------------------------------------------
+
+
+def test_the_installed_jsii_kernel_program_can_be_rewired() -> None:
+    source = embedded_program()
+    rewired = kernel_launch.direct_program_source(source)
+    assert rewired is not None
+    assert "readFD:3,writeFD:3" not in rewired
+    assert rewired.count("readFD:0,writeFD:1") == 1
+    assert len(rewired) == len(source)
+
+
+@pytest.mark.parametrize(
+    "source", ["", "x=1", "a({readFD:3,writeFD:3}); b({readFD:3,writeFD:3})", "readFD:4"]
+)
+def test_an_unexpected_kernel_program_is_not_rewired(source: str) -> None:
+    assert kernel_launch.direct_program_source(source) is None
+
+
+def test_the_direct_program_is_written_with_its_worker(tmp_path: Path) -> None:
+    program = kernel_launch._write_direct_program()
+    assert program is not None
+    assert program.name == "program.js" and program.parent.name == "lib"
+    assert (program.parent / "runtime-index-worker.js").is_file()
+    assert "readFD:0,writeFD:1" in program.read_text(encoding="utf-8")
+
+
+def test_an_unexpected_program_keeps_the_relay_with_one_warning_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(kernel_launch, "direct_program_source", lambda source: None)
+    stderr = io.StringIO()
+    with redirect_stderr(stderr):
+        changes = kernel_launch.kernel_environment({})
+    lines = stderr.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("warning: ") and "relay" in lines[0]
+    assert "JSII_RUNTIME" not in changes
+    assert "--preserve-symlinks" not in changes["NODE_OPTIONS"]
+    # The Node hooks do not depend on the runtime script, so they stay.
+    assert (
+        kernel_launch.node_require_option(kernel_launch.TOKEN_STACK_HOOK)
+        in (changes["NODE_OPTIONS"])
+    )
+
+
+def test_the_start_environment() -> None:
+    changes = kernel_launch.kernel_environment({"NODE_OPTIONS": "--max-old-space-size=100"})
+    assert changes["JSII_RUNTIME"] == str(kernel_launch.DIRECT_KERNEL)
+    assert Path(changes[kernel_launch.PROGRAM_ENV_VAR]).is_file()
+    options = changes["NODE_OPTIONS"]
+    assert options.startswith("--max-old-space-size=100 --preserve-symlinks --require ")
+    assert kernel_launch.node_require_option(lazy_provider.NODE_HOOK) in options
+    assert kernel_launch.node_require_option(kernel_launch.TOKEN_STACK_HOOK) in options
+    # Nothing is added twice.
+    again = kernel_launch.kernel_environment({"NODE_OPTIONS": options})
+    assert "NODE_OPTIONS" not in again
+
+
+def test_a_runtime_chosen_by_the_user_is_kept() -> None:
+    changes = kernel_launch.kernel_environment({"JSII_RUNTIME": "/opt/my-runtime.js"})
+    assert "JSII_RUNTIME" not in changes
+    assert kernel_launch.PROGRAM_ENV_VAR not in changes
+    assert "--preserve-symlinks" not in changes["NODE_OPTIONS"]
+
+
+def test_the_environment_is_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODE_OPTIONS", "--max-old-space-size=100")
+    monkeypatch.delenv("JSII_RUNTIME", raising=False)
+    kernel_launch.set_environment({"NODE_OPTIONS": "changed", "JSII_RUNTIME": "x.js"})
+    kernel_launch.set_environment({"NODE_OPTIONS": "changed twice"})
+    assert (os.environ["NODE_OPTIONS"], os.environ["JSII_RUNTIME"]) == ("changed twice", "x.js")
+    kernel_launch.restore_environment()
+    assert os.environ["NODE_OPTIONS"] == "--max-old-space-size=100"
+    assert "JSII_RUNTIME" not in os.environ
+    kernel_launch.restore_environment()  # a no-op the second time
+    assert os.environ["NODE_OPTIONS"] == "--max-old-space-size=100"
+
+
+# --- the direct runtime (Node side) --------------------------------------------------------
+
+# Stands in for jsii's program.js: answers one protocol line on fd 1, and prints the way
+# library code does (console.log, process.stderr.write), which must not reach fd 1.
+FAKE_PROGRAM = r"""
+const fs = require("fs");
+const buffer = Buffer.alloc(1024);
+const request = buffer.toString("utf8", 0, fs.readSync(0, buffer)).trim();
+console.log("noise from the kernel");
+process.stderr.write("a warning\n");
+const reply = {request, preserveSymlinks: process.execArgv.includes("--preserve-symlinks")};
+fs.writeSync(1, JSON.stringify(reply) + "\n");
+"""
+
+
+def run_direct_kernel(
+    tmp_path: Path, *, program: str | None, node_options: str
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"NODE_OPTIONS", "JSII_RUNTIME"}}
+    env.pop(kernel_launch.PROGRAM_ENV_VAR, None)
+    env["NODE_OPTIONS"] = node_options
+    if program is not None:
+        (tmp_path / "program.js").write_text(program)
+        env[kernel_launch.PROGRAM_ENV_VAR] = str(tmp_path / "program.js")
+    return subprocess.run(
+        [str(NODE), str(kernel_launch.DIRECT_KERNEL)],
+        input='{"hello":"kernel"}\n',
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def decode_console(stderr: str) -> list[tuple[str, str]]:
+    lines = [json.loads(line) for line in stderr.splitlines()]
+    return [(k, base64.b64decode(v).decode()) for line in lines for k, v in line.items()]
+
+
+@needs_node
+def test_the_direct_kernel_keeps_the_protocol_channel_clean(tmp_path: Path) -> None:
+    result = run_direct_kernel(tmp_path, program=FAKE_PROGRAM, node_options="--preserve-symlinks")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        json.dumps({"request": '{"hello":"kernel"}', "preserveSymlinks": True}).replace(" ", "")
+    ]
+    # What the kernel printed arrives as the relay's console lines, which jsii decodes.
+    assert decode_console(result.stderr) == [
+        ("stdout", "noise from the kernel\n"),
+        ("stderr", "a warning\n"),
+    ]
+
+
+@needs_node
+def test_the_direct_kernel_claims_preserve_symlinks_only_when_node_has_it(tmp_path: Path) -> None:
+    result = run_direct_kernel(tmp_path, program=FAKE_PROGRAM, node_options="")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["preserveSymlinks"] is False
+
+
+@needs_node
+def test_the_direct_kernel_needs_its_program(tmp_path: Path) -> None:
+    result = run_direct_kernel(tmp_path, program=None, node_options="")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == ["direct_kernel.js: AI_WORKFLOW_JSII_PROGRAM is not set"]
+
+
+# --- token_stack_hook.js -------------------------------------------------------------------
+
+
+def cdktf_stack_trace_source() -> str:
+    """lib/tokens/private/stack-trace.js from the cdktf assembly the kernel loads."""
+    import cdktf._jsii as assembly
+
+    tarball = next(
+        p for p in importlib.resources.files(assembly).iterdir() if p.name.endswith(".tgz")
+    )
+    with tarfile.open(fileobj=io.BytesIO(tarball.read_bytes())) as archive:
+        member = archive.extractfile("package/lib/tokens/private/stack-trace.js")
+        assert member is not None
+        return member.read().decode()
+
+
+STACK_PROBE = (
+    "const m = require(process.argv[1]);"
+    "console.log(JSON.stringify({frames: m.captureStackTrace().length}));"
+)
+
+
+def run_stack_probe(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    module = tmp_path / "node_modules" / "cdktf" / "lib" / "tokens" / "private" / "stack-trace.js"
+    module.parent.mkdir(parents=True)
+    module.write_text(source)
+    env = {k: v for k, v in os.environ.items() if k != "NODE_OPTIONS"}
+    return subprocess.run(
+        [
+            str(NODE),
+            "--require",
+            str(kernel_launch.TOKEN_STACK_HOOK),
+            "-e",
+            STACK_PROBE,
+            str(module),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+@needs_node
+def test_cdktf_token_stack_traces_are_not_recorded(tmp_path: Path) -> None:
+    real = cdktf_stack_trace_source()
+    assert "exports.captureStackTrace = captureStackTrace;" in real
+    unhooked = subprocess.run(
+        [str(NODE), "-e", real + "\nconsole.log(captureStackTrace().length)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(unhooked.stdout) > 0  # without the hook cdktf records frames
+    result = run_stack_probe(tmp_path, real)
+    assert json.loads(result.stdout) == {"frames": 0}
+    assert result.stderr == ""
+
+
+@needs_node
+def test_an_unexpected_stack_trace_module_is_kept_with_one_warning_line(tmp_path: Path) -> None:
+    source = '"use strict"; exports.captureStackTrace = () => ["frame"];\n'
+    result = run_stack_probe(tmp_path, source)
+    assert json.loads(result.stdout) == {"frames": 1}
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("warning: ") and "unexpected layout" in lines[0]
