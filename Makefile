@@ -45,7 +45,7 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy function_src/main.py tools
+	$(VENV)/bin/mypy function_src/main.py tools bench
 
 pytest: install
 	$(PY) -m pytest

@@ -6,8 +6,8 @@ Used by bench/run_bench.py, one cold process per sample. The report is written f
 atexit handler registered before the script runs; atexit handlers run last-in first-out,
 so it runs after jsii's own handler has stopped and reaped its Node process. Then
 RUSAGE_SELF is the Python process alone and RUSAGE_CHILDREN is the largest of the reaped
-descendants: the jsii host `node` and the kernel `node` it spawns (the host reaps the
-kernel process before it exits itself). Nothing else is spawned by a synth.
+descendants: the jsii kernel `node` (by default the only one; with jsii's stock relay,
+the relay `node` and the kernel it spawns and reaps). Nothing else is spawned by a synth.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Synth benchmark: eager vs lazy provider imports, stack size scaling, handler import.
+"""Synth benchmark: stock vs tuned synth, stack size scaling, an ablation, handler import.
 
     make bench                                  # what the README quotes
     .venv/bin/python bench/run_bench.py --runs 5 --out bench/results.md
@@ -14,6 +14,7 @@ Prints a markdown table and writes the same text to --out.
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import json
 import os
 import platform
@@ -32,6 +33,12 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 NODE = ROOT / "node_modules" / ".bin" / "node"
 MEASURE = ROOT / "bench" / "measure_child.py"
 SIZES = (1, 10, 50, 100)
+ABLATION = (
+    "lazy imports only (jsii's relay kernel, token stack traces kept)",
+    "+ direct kernel (no relay process)",
+    "+ no token stack traces (relay kernel)",
+    "both (the default)",
+)
 
 # Targets from issue 4.
 TARGET_DEFAULT_S = 2.5
@@ -53,14 +60,23 @@ WHERE_THE_TIME_GOES = [
     "- jsii type checks: every generated method calls `typing.get_type_hints()` on a stub",
     "  before typeguard; it re-evaluates string annotations each call (~40% of the Python",
     "  time at 100 workflows). lazy_provider memoizes it for those stubs; checks still run.",
-    "- Default app, lazy (~2 s): Python start-up and `import cdktf` ~0.5 s (of which the",
-    "  kernel's `require(cdktf)` ~0.2 s), provider assembly load ~0.1 s, constructing the",
-    "  two stacks ~0.85 s (~960 synchronous jsii calls), `app.synth()` ~0.15 s, exit ~0.15 s.",
-    "- Per workflow (~80-100 ms): ~130 synchronous jsii round trips, each Python -> jsii host",
-    "  node -> kernel node and back, on 2 cores. Python waits on Node for ~75% of the wall",
-    "  time; in the kernel ~1 s per 100 workflows is cdktf capturing creation stack traces",
-    "  for tokens (`captureStackTrace`), the rest is marshalling and type look-ups. Python's",
-    "  own share is mostly typeguard checks and jsii (de)serialization.",
+    "- Round trips: a workflow costs ~93 synchronous Python -> Node calls (~38 object",
+    "  creations, 32 `overrideLogicalId`, 22 property reads); 100 workflows ~9,350.",
+    "  jsii's runtime script is a relay: it spawns the real kernel and copies every message",
+    "  between two pairs of pipes, a third process on 2 cores. `ai_workflow.kernel_launch`",
+    "  runs the same kernel program on stdin/stdout in one process (`direct_kernel.js`).",
+    "- In the kernel, cdktf records a full JS stack trace for every token it creates; with",
+    "  V8 formatting the frames that was ~0.9 s of Node CPU per 100 workflows (node",
+    "  --cpu-prof). `token_stack_hook.js` turns that off (AI_WORKFLOW_TOKEN_STACK_TRACES=1",
+    "  keeps it). The ablation table above measures both.",
+    "- 100 workflows now (node --cpu-prof of the kernel, cProfile of Python): Node is busy",
+    "  ~2.5 s: loading the three assemblies ~0.4 s (hashing the 32 MB provider tarball to",
+    "  find jsii's package cache, then symlinks), compiling cdktf and the ~12 provider",
+    "  modules in use ~0.5 s, creating objects and calls ~1.3 s, `app.synth()` ~0.6 s. The",
+    "  rest of the wall time the kernel waits for Python: typeguard's argument checks,",
+    "  jsii's (de)serialization (cattrs, json) and the constructs themselves.",
+    "- Stubbing out all 3,234 `overrideLogicalId` calls measured ~3% faster, so the",
+    "  readable Terraform addresses stay.",
     "- Watch mode re-synthesizes only the environments whose settings changed, in a warm",
     "  process: ~0.2-0.45 s per environment.",
 ]
@@ -78,6 +94,7 @@ class Variant:
     label: str
     args: tuple[str, ...]
     eager: bool = False
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def base_env() -> dict[str, str]:
@@ -93,6 +110,7 @@ def run_once(variant: Variant, workdir: Path) -> Sample:
     env = base_env()
     if variant.eager:
         env["AI_WORKFLOW_EAGER_IMPORTS"] = "1"
+    env.update(variant.env)
     report = workdir / "report.json"
     outdir = workdir / "out"
     report.unlink(missing_ok=True)
@@ -155,6 +173,34 @@ def generated_config(workflows: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def stock_jsii_runtime(root: Path) -> Path:
+    """jsii's own runtime (the relay script and its kernel program), as jsii writes it.
+
+    Passed as JSII_RUNTIME, which kernel_launch leaves alone, it measures the stack with
+    the relay kernel and everything else of this project unchanged.
+    """
+    import jsii._embedded.jsii as embedded
+
+    files = importlib.resources.files(embedded)
+    for resource, target in embedded.EMBEDDED_FILES.items():
+        path = root / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(files.joinpath(resource).read_bytes())
+    return root / "bin" / "jsii-runtime.js"
+
+
+def ablation_variants(config_dir: Path, relay: Path) -> list[Variant]:
+    """The largest generated stack with each kernel speed-up turned off in turn."""
+    args = ("--config-dir", str(config_dir))
+    stacks = ("AI_WORKFLOW_TOKEN_STACK_TRACES", "1")
+    return [
+        Variant(ABLATION[0], args, env=(("JSII_RUNTIME", str(relay)), stacks)),
+        Variant(ABLATION[1], args, env=(stacks,)),
+        Variant(ABLATION[2], args, env=(("JSII_RUNTIME", str(relay)),)),
+        Variant(ABLATION[3], args),
+    ]
+
+
 def handler_import(runs: int) -> dict[str, object]:
     result = subprocess.run(
         [str(PYTHON), "tools/handler_import_time.py", "--json", "-n", str(max(runs, 7))],
@@ -208,6 +254,7 @@ def render(
     runs: int,
     default: dict[str, list[Sample]],
     scaling: dict[int, list[Sample]],
+    ablation: tuple[int, dict[str, list[Sample]]],
     handler: dict[str, object],
     cpu: tuple[float, float],
 ) -> str:
@@ -227,16 +274,18 @@ def render(
         "",
         "| variant | wall time, s | Python peak, MB | Node peak, MB |",
         "|---|---|---|---|",
-        f"| eager imports (`AI_WORKFLOW_EAGER_IMPORTS=1`) | {spread(eager, 'wall_s', '.2f')} "
+        "| eager: stock imports and jsii runtime (`AI_WORKFLOW_EAGER_IMPORTS=1`) "
+        f"| {spread(eager, 'wall_s', '.2f')} "
         f"| {spread(eager, 'python_mb', '.0f')} | {spread(eager, 'node_mb', '.0f')} |",
-        f"| lazy imports (default) | {spread(lazy, 'wall_s', '.2f')} "
+        "| lazy: lazy imports, direct kernel, no token stacks (default) "
+        f"| {spread(lazy, 'wall_s', '.2f')} "
         f"| {spread(lazy, 'python_mb', '.0f')} | {spread(lazy, 'node_mb', '.0f')} |",
     ]
     ratios = [med(eager, k) / med(lazy, k) for k in ("wall_s", "python_mb", "node_mb")]
     out.append("| ratio eager / lazy | " + " | ".join(f"{r:.1f}x" for r in ratios) + " |")
     out += [
         "",
-        "## Generated stacks (one environment, workflows in chains of five, lazy imports)",
+        "## Generated stacks (one environment, workflows in chains of five, default settings)",
         "",
         "| workflows | wall time, s | added per workflow, s | Python peak, MB | Node peak, MB |",
         "|---|---|---|---|---|",
@@ -251,6 +300,21 @@ def render(
             f"| {spread(s, 'python_mb', '.0f')} | {spread(s, 'node_mb', '.0f')} |"
         )
         previous = (size, wall)
+    size, by_variant = ablation
+    baseline = med(by_variant[ABLATION[0]], "wall_s")
+    out += [
+        "",
+        f"## Ablation: the kernel speed-ups, {size} workflows (lazy imports in every row)",
+        "",
+        "| variant | wall time, s | vs. first row | Node peak, MB |",
+        "|---|---|---|---|",
+    ]
+    for label in ABLATION:
+        s = by_variant[label]
+        change = "—" if label == ABLATION[0] else f"{med(s, 'wall_s') / baseline - 1:+.0%}"
+        out.append(
+            f"| {label} | {spread(s, 'wall_s', '.2f')} | {change} | {spread(s, 'node_mb', '.0f')} |"
+        )
     out += [
         "",
         "## Handler cold start (`tools/handler_import_time.py --json`)",
@@ -331,10 +395,17 @@ def main(argv: list[str] | None = None) -> int:
             variants.append(Variant(str(size), ("--config-dir", str(config_dir))))
         by_label = run_interleaved(variants, args.runs, work, progress)
         scaling = {int(label): s for label, s in by_label.items()}
+        largest = max(args.sizes)
+        relay = stock_jsii_runtime(work / "stock-jsii-runtime")
+        ablation = run_interleaved(
+            ablation_variants(work / f"config-{largest}", relay), args.runs, work, progress
+        )
         progress("handler import time")
         handler = handler_import(args.runs)
 
-    text = render(args.runs, default, scaling, handler, (cpu_before, cpu_check()))
+    text = render(
+        args.runs, default, scaling, (largest, ablation), handler, (cpu_before, cpu_check())
+    )
     print(text, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

@@ -94,6 +94,14 @@ def test_the_start_environment() -> None:
     assert "NODE_OPTIONS" not in again
 
 
+@pytest.mark.parametrize(("value", "kept"), [("1", True), ("yes", True), ("", False), ("0", False)])
+def test_token_stack_traces_can_be_kept_for_debugging(value: str, kept: bool) -> None:
+    changes = kernel_launch.kernel_environment({kernel_launch.TOKEN_STACKS_ENV_VAR: value})
+    hook = kernel_launch.node_require_option(kernel_launch.TOKEN_STACK_HOOK)
+    assert (hook not in changes["NODE_OPTIONS"]) is kept
+    assert kernel_launch.node_require_option(lazy_provider.NODE_HOOK) in changes["NODE_OPTIONS"]
+
+
 def test_a_runtime_chosen_by_the_user_is_kept() -> None:
     changes = kernel_launch.kernel_environment({"JSII_RUNTIME": "/opt/my-runtime.js"})
     assert "JSII_RUNTIME" not in changes

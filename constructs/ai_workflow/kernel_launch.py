@@ -14,7 +14,9 @@ back, so Node programs this process starts later (npx, tests) do not inherit any
 - NODE_OPTIONS --require lazy_provider_hook.js: the provider's JS index loads submodules
   on first use (see lazy_provider).
 - NODE_OPTIONS --require token_stack_hook.js: cdktf stops recording a JavaScript stack
-  trace for every token (~10% of a 100-workflow synth; see that file).
+  trace for every token (~10% of a 100-workflow synth; see that file). Set
+  AI_WORKFLOW_TOKEN_STACK_TRACES=1 to keep them, e.g. to see where a token that fails to
+  resolve ("Resolution error") was created.
 
 None of this changes the synthesized JSON (tests/test_lazy_provider.py compares it byte for
 byte with the stock runtime). AI_WORKFLOW_EAGER_IMPORTS=1 turns all of it off. A JSII_RUNTIME
@@ -40,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 DIRECT_KERNEL = HERE / "direct_kernel.js"
 TOKEN_STACK_HOOK = HERE / "token_stack_hook.js"
 PROGRAM_ENV_VAR = "AI_WORKFLOW_JSII_PROGRAM"
+TOKEN_STACKS_ENV_VAR = "AI_WORKFLOW_TOKEN_STACK_TRACES"
 
 # How jsii's kernel program opens its protocol channel (fd 3, which the relay provides),
 # and the same on stdin/stdout for the direct runtime.
@@ -55,6 +58,11 @@ def direct_program_source(source: str) -> str | None:
     if source.count(_RELAY_DESCRIPTORS) != 1:
         return None
     return source.replace(_RELAY_DESCRIPTORS, _DIRECT_DESCRIPTORS)
+
+
+def token_stacks_requested(environ: Mapping[str, str]) -> bool:
+    """True when the user asked to keep cdktf's token creation stack traces."""
+    return environ.get(TOKEN_STACKS_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
 
 
 def node_require_option(script: Path) -> str:
@@ -100,7 +108,9 @@ def _write_direct_program() -> Path | None:
 
 def kernel_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The variables to set (relative to `environ`) for a fast kernel start."""
-    options = [node_require_option(lazy_provider.NODE_HOOK), node_require_option(TOKEN_STACK_HOOK)]
+    options = [node_require_option(lazy_provider.NODE_HOOK)]
+    if not token_stacks_requested(environ):
+        options.append(node_require_option(TOKEN_STACK_HOOK))
     changes: dict[str, str] = {}
     if "JSII_RUNTIME" not in environ:
         program = _write_direct_program()
