@@ -25,14 +25,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
 NODE = ROOT / "node_modules" / ".bin" / "node"
 MEASURE = ROOT / "bench" / "measure_child.py"
 SIZES = (1, 10, 50, 100)
+SUMMARY_BEGIN = "<!-- bench-summary: written by make bench; README.md quotes it verbatim -->"
+SUMMARY_END = "<!-- /bench-summary -->"
 ABLATION = (
     "lazy imports only (jsii's relay kernel, token stack traces kept)",
     "+ direct kernel (no relay process)",
@@ -250,6 +253,49 @@ def node_version() -> str:
         return "unknown"
 
 
+def render_summary(
+    default: dict[str, list[Sample]],
+    scaling: dict[int, list[Sample]],
+    ablation: tuple[int, dict[str, list[Sample]]],
+    handler: dict[str, object],
+) -> list[str]:
+    """The medians the README quotes, between markers that tests/test_readme.py finds."""
+    eager, lazy = default["eager"], default["lazy"]
+    ratios = [med(eager, k) / med(lazy, k) for k in ("wall_s", "python_mb", "node_mb")]
+    sizes = sorted(scaling)
+    size, by_variant = ablation
+    baseline = med(by_variant[ABLATION[0]], "wall_s")
+    out = [
+        SUMMARY_BEGIN,
+        "| default app (dev + prod) | wall time | Python peak | Node peak |",
+        "|---|---|---|---|",
+        f"| eager: stock imports and jsii runtime | {med(eager, 'wall_s'):.2f} s "
+        f"| {med(eager, 'python_mb'):.0f} MB | {med(eager, 'node_mb'):.0f} MB |",
+        f"| lazy: this project's default | {med(lazy, 'wall_s'):.2f} s "
+        f"| {med(lazy, 'python_mb'):.0f} MB | {med(lazy, 'node_mb'):.0f} MB |",
+        "| ratio | " + " | ".join(f"{r:.1f}x" for r in ratios) + " |",
+        "",
+        "| workflows in one stack | " + " | ".join(str(n) for n in sizes) + " |",
+        "|---" * (len(sizes) + 1) + "|",
+        "| synth wall time | "
+        + " | ".join(f"{med(scaling[n], 'wall_s'):.2f} s" for n in sizes)
+        + " |",
+        "",
+        f"| {size} workflows, lazy imports in every row | wall time | change |",
+        "|---|---|---|",
+    ]
+    for label in ABLATION:
+        wall = med(by_variant[label], "wall_s")
+        change = "—" if label == ABLATION[0] else f"{wall / baseline - 1:+.0%}"
+        out.append(f"| {label} | {wall:.2f} s | {change} |")
+    out += [
+        "",
+        f"Handler cold start (`import main`): {handler['median_ms']} ms.",
+        SUMMARY_END,
+    ]
+    return out
+
+
 def render(
     runs: int,
     default: dict[str, list[Sample]],
@@ -269,6 +315,10 @@ def render(
         f"{os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
         f"Python {platform.python_version()}, Node {node_version()}. CPU check (pure-Python",
         f"loop of 10^7 additions, best of 3): {cpu[0]:.2f} s before, {cpu[1]:.2f} s after.",
+        "",
+        "## Summary",
+        "",
+        *render_summary(default, scaling, ablation, handler),
         "",
         "## Default app (config/dev.toml and config/prod.toml, 6 workflows)",
         "",
@@ -361,25 +411,8 @@ def render(
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="cold processes per variant (≥5)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
-    parser.add_argument(
-        "--sizes",
-        type=lambda s: tuple(int(x) for x in s.split(",")),
-        default=SIZES,
-        help="workflow counts for the scaling table (default 1,10,50,100)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be positive")
-
-    def progress(line: str) -> None:
-        if not args.quiet:
-            print(f"bench: {line}", file=sys.stderr, flush=True)
-
+def measure(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Run every group and return the raw samples (what --from-samples reads back)."""
     cpu_before = cpu_check()
     with tempfile.TemporaryDirectory(prefix="ai-workflow-bench-") as tmp:
         work = Path(tmp)
@@ -393,8 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             config_dir.mkdir()
             (config_dir / "bench.toml").write_text(generated_config(size))
             variants.append(Variant(str(size), ("--config-dir", str(config_dir))))
-        by_label = run_interleaved(variants, args.runs, work, progress)
-        scaling = {int(label): s for label, s in by_label.items()}
+        scaling = run_interleaved(variants, args.runs, work, progress)
         largest = max(args.sizes)
         relay = stock_jsii_runtime(work / "stock-jsii-runtime")
         ablation = run_interleaved(
@@ -403,9 +435,73 @@ def main(argv: list[str] | None = None) -> int:
         progress("handler import time")
         handler = handler_import(args.runs)
 
-    text = render(
-        args.runs, default, scaling, (largest, ablation), handler, (cpu_before, cpu_check())
+    def raw(groups: dict[str, list[Sample]]) -> dict[str, list[dict[str, float]]]:
+        return {label: [asdict(s) for s in samples] for label, samples in groups.items()}
+
+    return {
+        "runs": args.runs,
+        "cpu_check_s": [cpu_before, cpu_check()],
+        "default": raw(default),
+        "scaling": raw(scaling),
+        "ablation_size": largest,
+        "ablation": raw(ablation),
+        "handler": handler,
+    }
+
+
+def render_samples(data: dict[str, Any]) -> str:
+    def cooked(groups: dict[str, list[dict[str, float]]]) -> dict[str, list[Sample]]:
+        return {label: [Sample(**s) for s in samples] for label, samples in groups.items()}
+
+    scaling = {int(label): s for label, s in cooked(data["scaling"]).items()}
+    return render(
+        data["runs"],
+        cooked(data["default"]),
+        scaling,
+        (data["ablation_size"], cooked(data["ablation"])),
+        data["handler"],
+        (data["cpu_check_s"][0], data["cpu_check_s"][1]),
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="cold processes per variant (≥5)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench" / "results.md",
+        help="the table; the raw samples go next to it as .json",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=SIZES,
+        help="workflow counts for the scaling table (default 1,10,50,100)",
+    )
+    parser.add_argument(
+        "--from-samples",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: render the table again from a previous run's samples",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be positive")
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            print(f"bench: {line}", file=sys.stderr, flush=True)
+
+    if args.from_samples is not None:
+        data = json.loads(args.from_samples.read_text(encoding="utf-8"))
+    else:
+        data = measure(args, progress)
+        samples = args.out.with_suffix(".json")
+        samples.parent.mkdir(parents=True, exist_ok=True)
+        samples.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    text = render_samples(data)
     print(text, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import re
 import tomllib
@@ -44,3 +45,26 @@ def test_error_example_is_what_synth_prints() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_environment("dev", "config/dev.toml", data)
     assert caught.value.problems == shown
+
+
+def bench_summary(text: str) -> str | None:
+    begin = text.find("<!-- bench-summary:")
+    end = text.find("<!-- /bench-summary -->")
+    return None if begin < 0 or end < begin else text[begin:end]
+
+
+def test_the_performance_figures_are_the_ones_make_bench_wrote() -> None:
+    written = bench_summary((ROOT / "bench" / "results.md").read_text(encoding="utf-8"))
+    quoted = bench_summary(README)
+    assert written is not None, "bench/results.md has no summary block: run `make bench`"
+    assert quoted is not None, "README.md does not quote the bench summary block"
+    assert quoted == written
+    # The block is real data: the raw samples saved next to it render to the same block.
+    spec = importlib.util.spec_from_file_location("run_bench", ROOT / "bench" / "run_bench.py")
+    assert spec is not None and spec.loader is not None
+    run_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_bench)
+    samples = json.loads((ROOT / "bench" / "results.json").read_text(encoding="utf-8"))
+    assert samples["runs"] >= 5
+    assert set(samples["scaling"]) == {"1", "10", "50", "100"}
+    assert bench_summary(run_bench.render_samples(samples)) == written
