@@ -6,8 +6,10 @@ import copy
 import importlib.util
 import json
 import re
+import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from stack_helpers import resources
@@ -53,17 +55,36 @@ def bench_summary(text: str) -> str | None:
     return None if begin < 0 or end < begin else text[begin:end]
 
 
-def test_the_performance_figures_are_the_ones_make_bench_wrote() -> None:
+def load_run_bench(monkeypatch: pytest.MonkeyPatch) -> Any:
+    spec = importlib.util.spec_from_file_location("run_bench", ROOT / "bench" / "run_bench.py")
+    assert spec is not None and spec.loader is not None
+    run_bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "run_bench", run_bench)  # dataclasses look it up
+    spec.loader.exec_module(run_bench)
+    return run_bench
+
+
+def test_make_bench_replaces_only_the_quoted_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    run_bench = load_run_bench(monkeypatch)
+    begin, end = run_bench.SUMMARY_BEGIN, run_bench.SUMMARY_END
+    readme = f"intro\n{begin}\nold figures\n{end}\noutro\n"
+    results = f"# Synth benchmark\n{begin}\nnew figures\n{end}\nmore tables\n"
+    assert (
+        run_bench.quote_summary(readme, results) == f"intro\n{begin}\nnew figures\n{end}\noutro\n"
+    )
+    assert run_bench.quote_summary("no markers\n", results) == "no markers\n"
+
+
+def test_the_performance_figures_are_the_ones_make_bench_wrote(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     written = bench_summary((ROOT / "bench" / "results.md").read_text(encoding="utf-8"))
     quoted = bench_summary(README)
     assert written is not None, "bench/results.md has no summary block: run `make bench`"
     assert quoted is not None, "README.md does not quote the bench summary block"
     assert quoted == written
     # The block is real data: the raw samples saved next to it render to the same block.
-    spec = importlib.util.spec_from_file_location("run_bench", ROOT / "bench" / "run_bench.py")
-    assert spec is not None and spec.loader is not None
-    run_bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_bench)
+    run_bench = load_run_bench(monkeypatch)
     samples = json.loads((ROOT / "bench" / "results.json").read_text(encoding="utf-8"))
     assert samples["runs"] >= 5
     assert set(samples["scaling"]) == {"1", "10", "50", "100"}
