@@ -92,6 +92,9 @@ def test_the_start_environment() -> None:
     # Nothing is added twice.
     again = kernel_launch.kernel_environment({"NODE_OPTIONS": options})
     assert "NODE_OPTIONS" not in again
+    # A similar flag is not mistaken for the one needed.
+    similar = kernel_launch.kernel_environment({"NODE_OPTIONS": "--preserve-symlinks-main"})
+    assert similar["NODE_OPTIONS"].startswith("--preserve-symlinks-main --preserve-symlinks ")
 
 
 @pytest.mark.parametrize(("value", "kept"), [("1", True), ("yes", True), ("", False), ("0", False)])

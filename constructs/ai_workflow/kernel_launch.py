@@ -119,10 +119,15 @@ def kernel_environment(environ: Mapping[str, str]) -> dict[str, str]:
             changes["JSII_RUNTIME"] = str(DIRECT_KERNEL)
             changes[PROGRAM_ENV_VAR] = str(program)
     current = environ.get("NODE_OPTIONS", "")
-    missing = [option for option in options if option not in current]
+    missing = [option for option in options if not _has_option(current, option)]
     if missing:
         changes["NODE_OPTIONS"] = " ".join(filter(None, [current, *missing]))
     return changes
+
+
+def _has_option(node_options: str, option: str) -> bool:
+    """Whether `option` is already in NODE_OPTIONS (a bare flag must match a whole word)."""
+    return option in node_options if " " in option else option in node_options.split()
 
 
 def set_environment(changes: Mapping[str, str]) -> None:
