@@ -19,14 +19,9 @@ from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
+from node_helpers import NODE, needs_node, run_with_preload
 
 from ai_workflow import kernel_launch, lazy_provider
-
-ROOT = Path(__file__).resolve().parent.parent
-NODE = ROOT / "node_modules" / ".bin" / "node"
-needs_node = pytest.mark.skipif(
-    not NODE.exists(), reason="node_modules/.bin/node missing: run `make install` (npm ci)"
-)
 
 
 def embedded_program() -> str:
@@ -219,22 +214,7 @@ def run_stack_probe(tmp_path: Path, source: str) -> subprocess.CompletedProcess[
     module = tmp_path / "node_modules" / "cdktf" / "lib" / "tokens" / "private" / "stack-trace.js"
     module.parent.mkdir(parents=True)
     module.write_text(source)
-    env = {k: v for k, v in os.environ.items() if k != "NODE_OPTIONS"}
-    return subprocess.run(
-        [
-            str(NODE),
-            "--require",
-            str(kernel_launch.TOKEN_STACK_HOOK),
-            "-e",
-            STACK_PROBE,
-            str(module),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    return run_with_preload(kernel_launch.TOKEN_STACK_HOOK, STACK_PROBE, module)
 
 
 @needs_node

@@ -16,11 +16,11 @@ from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
+from node_helpers import NODE, needs_node, run_with_preload
 
 from ai_workflow import lazy_provider
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE = ROOT / "node_modules" / ".bin" / "node"
 PROVIDER_INIT = (
     Path(sys.prefix)
     / "lib"
@@ -28,9 +28,6 @@ PROVIDER_INIT = (
     / "site-packages"
     / "cdktf_cdktf_provider_google"
     / "__init__.py"
-)
-needs_node = pytest.mark.skipif(
-    not NODE.exists(), reason="node_modules/.bin/node missing: run `make install` (npm ci)"
 )
 
 # Runs main.py's synth, then reports how many provider submodules Python imported, which
@@ -224,15 +221,7 @@ PROBE = (
 
 
 def run_node_probe(index: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "NODE_OPTIONS"}
-    return subprocess.run(
-        [str(NODE), "--require", str(lazy_provider.NODE_HOOK), "-e", PROBE, str(index)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    return run_with_preload(lazy_provider.NODE_HOOK, PROBE, index)
 
 
 @needs_node
