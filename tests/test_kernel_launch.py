@@ -14,6 +14,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 from contextlib import redirect_stderr
 from pathlib import Path
@@ -241,3 +242,50 @@ def test_an_unexpected_stack_trace_module_is_kept_with_one_warning_line(tmp_path
     lines = result.stderr.splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("warning: ") and "unexpected layout" in lines[0]
+
+
+# A token whose producer fails: cdktf reports a "Resolution error" and, only when it
+# recorded one, the token's creation stack.
+RESOLUTION_ERROR = """
+import sys, tempfile
+import ai_workflow
+import jsii
+from cdktf import App, IStringProducer, Lazy, TerraformOutput, TerraformStack
+
+@jsii.implements(IStringProducer)
+class Failing:
+    def produce(self, context):
+        raise ValueError("no value")
+
+app = App(outdir=tempfile.mkdtemp())
+TerraformOutput(TerraformStack(app, "s"), "o", value=Lazy.string_value(Failing()))
+try:
+    app.synth()
+except Exception as error:
+    print(str(error))
+"""
+
+
+@needs_node
+@pytest.mark.parametrize(("keep", "stack_shown"), [(None, False), ("1", True)])
+def test_the_real_kernel_records_token_stacks_only_when_asked(
+    keep: str | None, stack_shown: bool
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != kernel_launch.TOKEN_STACKS_ENV_VAR}
+    env["JSII_NODE"] = str(NODE)
+    if keep is not None:
+        env[kernel_launch.TOKEN_STACKS_ENV_VAR] = keep
+    result = subprocess.run(
+        [sys.executable, "-c", RESOLUTION_ERROR],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.startswith("Resolution error: no value."), result.stdout
+    assert ("Object creation stack:" in result.stdout) is stack_shown
+    # What it would show is kernel frames, never the Python file that made the token.
+    if stack_shown:
+        assert "cdktf/lib/tokens/lazy.js" in result.stdout
+        assert "<string>" not in result.stdout
