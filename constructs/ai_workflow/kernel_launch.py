@@ -62,7 +62,7 @@ def direct_program_source(source: str) -> str | None:
 
 def token_stacks_requested(environ: Mapping[str, str]) -> bool:
     """True when the user asked to keep cdktf's token creation stack traces."""
-    return environ.get(TOKEN_STACKS_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
+    return lazy_provider.env_flag(TOKEN_STACKS_ENV_VAR, environ)
 
 
 def node_require_option(script: Path) -> str:

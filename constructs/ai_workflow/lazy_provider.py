@@ -32,6 +32,7 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,14 @@ _ANCHOR = "publication.publish()"
 NODE_HOOK = Path(__file__).with_name("lazy_provider_hook.js")
 
 
+def env_flag(name: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the on/off environment variable `name` is on (1, true or yes)."""
+    return environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
 def eager_requested() -> bool:
     """True when the user asked for plain eager imports."""
-    return os.environ.get(EAGER_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
+    return env_flag(EAGER_ENV_VAR)
 
 
 def split_package_source(source: str) -> tuple[str, list[str]] | None:
