@@ -182,7 +182,8 @@ def stock_jsii_runtime(root: Path) -> Path:
     """jsii's own runtime (the relay script and its kernel program), as jsii writes it.
 
     Passed as JSII_RUNTIME, which kernel_launch leaves alone, it measures the stack with
-    the relay kernel and everything else of this project unchanged.
+    the relay kernel and everything else of this project unchanged. (Not shared with
+    kernel_launch: importing ai_workflow here would start a jsii kernel in the driver.)
     """
     import jsii._embedded.jsii as embedded
 
