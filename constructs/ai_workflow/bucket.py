@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_google.storage_bucket import (
     StorageBucket,
     StorageBucketLifecycleRule,
@@ -35,6 +37,8 @@ class HardenedBucketProps:
     """Delete live objects after this many days. Default: never."""
     access_log_bucket: str | None = None
     """Bucket that receives access logs. Default: no access logs."""
+    depends_on: Sequence[ITerraformDependable] = ()
+    """E.g. the storage API, which must be enabled first. Default: nothing."""
 
 
 class HardenedBucket(Construct):
@@ -81,6 +85,7 @@ class HardenedBucket(Construct):
                 else None
             ),
             labels=props.labels,
+            depends_on=list(props.depends_on) or None,
         )
         self.bucket.override_logical_id(terraform_id(id))
         self._id = id

@@ -107,9 +107,9 @@ class AiWorkflowStack(TerraformStack):
                 labels=labels,
                 noncurrent_retention_days=env.noncurrent_source_retention_days,
                 access_log_bucket=env.access_log_bucket,
+                depends_on=services,
             ),
         )
-        source_bucket.bucket.depends_on = [s.fqn for s in services]
         source_object = StorageBucketObject(
             self,
             "function_source",
@@ -129,9 +129,9 @@ class AiWorkflowStack(TerraformStack):
                 noncurrent_retention_days=None,
                 delete_after_days=env.pipeline_root_retention_days,
                 access_log_bucket=env.access_log_bucket,
+                depends_on=services,
             ),
         )
-        pipeline_root.bucket.depends_on = [s.fqn for s in services]
         repository = ArtifactRegistryRepository(
             self,
             "function_images",
