@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
 SOURCE_DIR = ROOT / "function_src"
 ENVIRONMENTS = ("dev", "prod")
+SCALE_WORKFLOWS = 100
 
 # jsii uses the Node 22 that package.json pins, as `make` does.
 _node = ROOT / "node_modules" / ".bin" / "node"
@@ -35,6 +36,38 @@ def synth_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     envs = load_environments([CONFIG_DIR / f"{name}.toml" for name in ENVIRONMENTS])
     outdir = tmp_path_factory.mktemp("cdktf.out")
     synth_app(envs, build_source_bundle(SOURCE_DIR), outdir)
+    return outdir
+
+
+def generated_environment(workflows: int) -> dict[str, Any]:
+    """`workflows` workflows in chains of five, like a long data -> train -> predict line."""
+    items = []
+    for i in range(workflows):
+        item: dict[str, Any] = {
+            "name": f"wf{i:03d}",
+            "routes": {
+                f"step{i}.run": {
+                    "template_uri": f"https://europe-west4-kfp.pkg.dev/p/r/step{i}/v1",
+                    "result_event_type": f"step{i + 1}.run",
+                }
+            },
+        }
+        if i % 5:
+            item["trigger"] = f"wf{i - 1:03d}"
+        items.append(item)
+    return {"project_id": "acme-ai-scale", "region": "europe-west4", "workflows": items}
+
+
+@pytest.fixture(scope="session")
+def scale_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cdktf.out-like directory holding one `scale` stack of SCALE_WORKFLOWS workflows."""
+    from ai_workflow.config import parse_environment
+    from ai_workflow.source_bundle import build_source_bundle
+    from ai_workflow.synth import synth_app
+
+    env = parse_environment("scale", "generated", generated_environment(SCALE_WORKFLOWS))
+    outdir = tmp_path_factory.mktemp("cdktf.out-scale")
+    synth_app([env], build_source_bundle(SOURCE_DIR), outdir)
     return outdir
 
 

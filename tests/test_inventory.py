@@ -7,13 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from ai_workflow.config import parse_environment
-from ai_workflow.source_bundle import build_source_bundle
-from ai_workflow.synth import synth_app
-
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import SCALE_WORKFLOWS
 
 PER_WORKFLOW = {
     "google_service_account": 4,
@@ -67,30 +61,9 @@ def test_prod_inventory(prod: dict) -> None:
     assert sum(counts(prod).values()) == 85
 
 
-def generated_environment(workflows: int) -> dict[str, Any]:
-    """`workflows` workflows in chains of five, like a long data -> train -> predict line."""
-    items = []
-    for i in range(workflows):
-        item: dict[str, Any] = {
-            "name": f"wf{i:03d}",
-            "routes": {
-                f"step{i}.run": {
-                    "template_uri": f"https://europe-west4-kfp.pkg.dev/p/r/step{i}/v1",
-                    "result_event_type": f"step{i + 1}.run",
-                }
-            },
-        }
-        if i % 5:
-            item["trigger"] = f"wf{i - 1:03d}"
-        items.append(item)
-    return {"project_id": "acme-ai-scale", "region": "europe-west4", "workflows": items}
-
-
-@pytest.mark.parametrize("size", [100])
-def test_a_stack_of_100_chained_workflows_synthesizes(tmp_path: Path, size: int) -> None:
-    env = parse_environment("scale", "generated", generated_environment(size))
-    synth_app([env], build_source_bundle(ROOT / "function_src"), tmp_path)
-    stack = json.loads((tmp_path / "stacks" / "scale" / "cdk.tf.json").read_text())
+def test_a_stack_of_100_chained_workflows_synthesizes(scale_outdir: Path) -> None:
+    stack = json.loads((scale_outdir / "stacks" / "scale" / "cdk.tf.json").read_text())
+    size = SCALE_WORKFLOWS
     assert counts(stack) == expected(size, size // 5, 0, {"google_project_service": 9})
     subs = stack["resource"]["google_pubsub_subscription"]
     assert (
