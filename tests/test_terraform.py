@@ -218,3 +218,14 @@ def test_cdktf_diff_gets_past_configuration(terraform: str, tmp_path: Path) -> N
             "terraform init failed with exit code 1",
         ], output
         assert result.returncode == 1
+
+
+def test_missing_terraform_skips_with_a_reason_unless_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(REQUIRE_SWITCH, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="terraform is not on PATH"):
+        _unavailable("terraform is not on PATH")
+    monkeypatch.setenv(REQUIRE_SWITCH, "1")
+    with pytest.raises(pytest.fail.Exception, match=f"{REQUIRE_SWITCH}=1 requires Terraform"):
+        _unavailable("terraform is not on PATH")
