@@ -1,5 +1,12 @@
 """Shared fixtures: each environment is synthesized once per test session, in-process, so
-the suite pays for the provider import and jsii start-up once."""
+the suite pays for the provider import and jsii start-up once.
+
+Two sets of settings, so a team's own edits to config/ never break the suite:
+- tests/fixtures/config/ (FIXTURE_ENVIRONMENTS): copies owned by the tests. Exact
+  inventories, IAM sets and snapshots (`synth_outdir`, `stacks`, `dev`, `prod`) use these.
+- config/ (EXAMPLE_ENVIRONMENTS, whatever is there): checked by invariant tests that hold
+  for any valid settings (`example_outdir`, `example_stacks`).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = ROOT / "config"
-SOURCE_DIR = ROOT / "function_src"
-ENVIRONMENTS = ("dev", "prod")
-SCALE_WORKFLOWS = 100
+from environments import (
+    ENVIRONMENTS,
+    EXAMPLE_CONFIG_DIR,
+    EXAMPLE_ENVIRONMENTS,
+    FIXTURE_CONFIG_DIR,
+    ROOT,
+    SCALE_WORKFLOWS,
+    SOURCE_DIR,
+    generated_environment,
+)
 
 # jsii uses the Node 22 that package.json pins, as `make` does.
 _node = ROOT / "node_modules" / ".bin" / "node"
@@ -26,36 +37,32 @@ def load_stack(outdir: Path, env: str) -> dict[str, Any]:
     return json.loads((outdir / "stacks" / env / "cdk.tf.json").read_text())
 
 
-@pytest.fixture(scope="session")
-def synth_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cdktf.out-like directory holding the synthesized example environments."""
+def _synth(config_dir: Path, names: tuple[str, ...], outdir: Path) -> Path:
     from ai_workflow import load_environments
     from ai_workflow.source_bundle import build_source_bundle
     from ai_workflow.synth import synth_app
 
-    envs = load_environments([CONFIG_DIR / f"{name}.toml" for name in ENVIRONMENTS])
-    outdir = tmp_path_factory.mktemp("cdktf.out")
+    envs = load_environments([config_dir / f"{name}.toml" for name in names])
     synth_app(envs, build_source_bundle(SOURCE_DIR), outdir)
     return outdir
 
 
-def generated_environment(workflows: int) -> dict[str, Any]:
-    """`workflows` workflows in chains of five, like a long data -> train -> predict line."""
-    items = []
-    for i in range(workflows):
-        item: dict[str, Any] = {
-            "name": f"wf{i:03d}",
-            "routes": {
-                f"step{i}.run": {
-                    "template_uri": f"https://europe-west4-kfp.pkg.dev/p/r/step{i}/v1",
-                    "result_event_type": f"step{i + 1}.run",
-                }
-            },
-        }
-        if i % 5:
-            item["trigger"] = f"wf{i - 1:03d}"
-        items.append(item)
-    return {"project_id": "acme-ai-scale", "region": "europe-west4", "workflows": items}
+@pytest.fixture(scope="session")
+def synth_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cdktf.out-like directory holding the test-owned environments (tests/fixtures/config)."""
+    return _synth(FIXTURE_CONFIG_DIR, ENVIRONMENTS, tmp_path_factory.mktemp("cdktf.out"))
+
+
+@pytest.fixture(scope="session")
+def example_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cdktf.out-like directory holding every environment in config/, as `make synth` does."""
+    outdir = tmp_path_factory.mktemp("cdktf.out-examples")
+    return _synth(EXAMPLE_CONFIG_DIR, EXAMPLE_ENVIRONMENTS, outdir)
+
+
+@pytest.fixture(scope="session")
+def example_stacks(example_outdir: Path) -> dict[str, dict[str, Any]]:
+    return {env: load_stack(example_outdir, env) for env in EXAMPLE_ENVIRONMENTS}
 
 
 @pytest.fixture(scope="session")

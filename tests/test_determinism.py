@@ -39,7 +39,7 @@ def all_files(outdir: Path) -> dict[str, bytes]:
 
 
 def test_second_clone_with_fresh_mtimes_synthesizes_identical_bytes(
-    tmp_path: Path, synth_outdir: Path
+    tmp_path: Path, example_outdir: Path
 ) -> None:
     clone = tmp_path / "elsewhere" / "clone"
     for i, rel in enumerate(tracked_files()):
@@ -59,7 +59,7 @@ def test_second_clone_with_fresh_mtimes_synthesizes_identical_bytes(
     assert result.returncode == 0, result.stderr
     assert "synthesized dev" in result.stdout
     clone_files = all_files(clone / "out")
-    assert clone_files == all_files(synth_outdir)
+    assert clone_files == all_files(example_outdir)
     text = b"".join(clone_files[name] for name in clone_files if name.endswith(".json"))
     assert str(tmp_path).encode() not in text
     assert str(ROOT).encode() not in text

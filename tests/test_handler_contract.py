@@ -9,6 +9,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from environments import (
+    ENVIRONMENTS,
+    EXAMPLE_CONFIG_DIR,
+    EXAMPLE_ENVIRONMENTS,
+    FIXTURE_CONFIG_DIR,
+)
 from stack_helpers import resources
 
 from ai_workflow import load_environment
@@ -25,16 +31,23 @@ def handler_settings() -> ModuleType:
     return importlib.import_module("workflow_handler.settings")
 
 
-@pytest.mark.parametrize("env_name", ["dev", "prod"])
-def test_handler_accepts_what_every_workflow_is_given(env_name: str) -> None:
-    env = load_environment(ROOT / "config" / f"{env_name}.toml")
+SETTINGS_FILES = [EXAMPLE_CONFIG_DIR / f"{name}.toml" for name in EXAMPLE_ENVIRONMENTS] + [
+    FIXTURE_CONFIG_DIR / f"{name}.toml" for name in ENVIRONMENTS
+]
+
+
+@pytest.mark.parametrize(
+    "settings_file", SETTINGS_FILES, ids=[p.relative_to(ROOT).as_posix() for p in SETTINGS_FILES]
+)
+def test_handler_accepts_what_every_workflow_is_given(settings_file: Path) -> None:
+    env = load_environment(settings_file)
     for workflow in env.workflows:
         settings = handler_settings().load_settings(literal_handler_environment(env, workflow.name))
         assert set(settings.routes) == set(workflow.routes)
 
 
 def test_stack_sets_the_same_variables_as_the_local_run(dev: dict) -> None:
-    env = load_environment(ROOT / "config" / "dev.toml")
+    env = load_environment(FIXTURE_CONFIG_DIR / "dev.toml")
     literal = literal_handler_environment(env, "train")
     deployed = resources(dev, "google_cloudfunctions2_function")["train_function"]
     variables = deployed["service_config"]["environment_variables"]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import SCALE_WORKFLOWS
+from environments import SCALE_WORKFLOWS
 
 PER_WORKFLOW = {
     "google_service_account": 4,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from environments import FIXTURE_CONFIG_DIR
 from stack_helpers import resources
 
 from ai_workflow import ConfigError
@@ -40,7 +41,8 @@ def test_smallest_example_synthesizes(tmp_path: Path) -> None:
 def test_error_example_is_what_synth_prints() -> None:
     shown = re.findall(r"^error: (config/dev\.toml: .*)$", README, re.M)
     assert len(shown) == 2
-    data = tomllib.loads((ROOT / "config" / "dev.toml").read_text())
+    # The README shows the shipped example; the test-owned copy keeps it stable under edits.
+    data = tomllib.loads((FIXTURE_CONFIG_DIR / "dev.toml").read_text())
     data = copy.deepcopy(data)
     data["workflows"][1]["ack_deadline_seconds"] = 5
     data["workflows"][2]["trigger"] = "trian"
