@@ -15,8 +15,15 @@ export CHECKPOINT_DISABLE := 1
 ENV ?= dev
 
 .PHONY: synth cdktf-synth test lint typecheck pytest snapshot-update bench watch \
-        run-function publish clean install
+        run-function publish clean install help
 
+## help: list every target with what it does and its parameters (bare `make` runs synth)
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); split($$0, p, ": "); \
+		printf "  make %-16s %s\n", p[1], substr($$0, length(p[1]) + 3); next } \
+		/^##   / { sub(/^##   /, ""); printf "  %-21s %s\n", "", $$0 }' $(MAKEFILE_LIST)
+
+## install: create .venv and node_modules from the pinned files (every target does this first)
 install: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt constraints.txt function_src/requirements.txt pyproject.toml
@@ -29,8 +36,9 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 ## synth: synthesize every environment in config/ into cdktf.out/stacks/<env>/cdk.tf.json
+##   (ENV=qa: only config/qa.toml; the other stacks in cdktf.out stay as they are)
 synth: install
-	$(PY) main.py
+	$(PY) main.py $(if $(filter command line,$(origin ENV)),--env "$(ENV)")
 
 ## cdktf-synth: the same through the real cdktf CLI (reads cdktf.json)
 cdktf-synth: install
@@ -39,21 +47,25 @@ cdktf-synth: install
 ## test: lint, type-check and the whole pytest suite
 test: install lint typecheck pytest
 
+## lint: ruff check and ruff format --check
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+## typecheck: mypy on the library, main.py, the handler, tools and bench
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy function_src/main.py tools bench
 
+## pytest: the pytest suite alone (PYTEST_ARGS='-k iam' to pick tests)
 pytest: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## snapshot-update: refresh the syrupy snapshots after an intended change
 snapshot-update: install
 	$(PY) -m pytest tests/test_snapshots.py --snapshot-update
 
+## clean: remove cdktf.out and the tool caches (keeps .venv, node_modules and state files)
 clean:
 	rm -rf cdktf.out .pytest_cache .mypy_cache .ruff_cache
 

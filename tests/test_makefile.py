@@ -1,0 +1,46 @@
+"""`make help` lists every target; bare `make` still synthesizes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from environments import ROOT
+
+MAKEFILE = (ROOT / "Makefile").read_text()
+
+
+def make(*args: str) -> str:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+
+
+def phony_targets() -> set[str]:
+    match = re.search(r"^\.PHONY:((?:.*\\\n)*.*)$", MAKEFILE, re.M)
+    assert match is not None
+    return set(match.group(1).replace("\\\n", " ").split())
+
+
+def test_help_lists_every_target_with_a_description() -> None:
+    shown = make("help")
+    listed = dict(re.findall(r"^  make (\S+)\s+(\S.*)$", shown, re.M))
+    assert set(listed) == phony_targets()
+    assert all(len(description) > 10 for description in listed.values())
+    # Parameters come on the continuation lines, under their target.
+    assert "(ENV=qa: only config/qa.toml" in shown.split("make cdktf-synth")[0]
+
+
+def test_bare_make_runs_synth() -> None:
+    assert make("-n", "--always-make").count("main.py") >= 1
+    assert ".DEFAULT_GOAL := synth" in MAKEFILE
+
+
+def test_synth_env_synthesizes_only_that_environment() -> None:
+    assert 'main.py --env "qa"' in make("-n", "synth", "ENV=qa")
+    assert "--env" not in make("-n", "synth")
