@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -91,3 +93,30 @@ def test_the_performance_figures_are_the_ones_make_bench_wrote(
     assert samples["runs"] >= 5
     assert set(samples["scaling"]) == {"1", "10", "50", "100"}
     assert bench_summary(run_bench.render_samples(samples)) == written
+
+
+def test_library_snippet_runs_as_shown(tmp_path: Path) -> None:
+    """The Python snippet, saved and run with the README's command, synthesizes on Node 22."""
+    toml = re.search(r"This is a complete `config/qa.toml`:\n\n```toml\n(.*?)```", README, re.S)
+    snippet = re.search(r"```python\n(from pathlib.*?)```", README, re.S)
+    command = re.search(r"```sh\n(JSII_NODE=\S+) (\S+) my_app\.py", README)
+    assert toml and snippet and command
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "qa.toml").write_text(toml.group(1))
+    (tmp_path / "my_app.py").write_text(snippet.group(1))
+    for shared in ("function_src", "node_modules", ".venv"):
+        (tmp_path / shared).symlink_to(ROOT / shared)
+    variable, value = command.group(1).split("=", 1)
+    env = {k: v for k, v in os.environ.items() if k != variable} | {variable: value}
+    result = subprocess.run(
+        [command.group(2), "my_app.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "b'" not in result.stderr and "end-of-life" not in result.stderr, result.stderr
+    stack = json.loads((tmp_path / "cdktf.out" / "stacks" / "qa" / "cdk.tf.json").read_text())
+    assert "train_function" in resources(stack, "google_cloudfunctions2_function")
