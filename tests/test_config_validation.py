@@ -154,7 +154,22 @@ def test_backoff_order_and_instance_order() -> None:
     ("changes", "message"),
     [
         ({"project_id": "Acme"}, "project_id: got 'Acme', allowed a project id"),
-        ({"region": "europe west"}, "region: got 'europe west', allowed a region such as"),
+        (
+            {"region": "europe-wset4"},
+            "region: got 'europe-wset4', allowed a Cloud Run functions + Vertex AI region "
+            "(did you mean 'europe-west4'?)",
+        ),
+        (
+            {"region": "mars-north1"},
+            "region: got 'mars-north1', allowed a Cloud Run functions + Vertex AI region "
+            "(listed in constructs/ai_workflow/regions.py)",
+        ),
+        (
+            {"region": "me-central1"},
+            "region: got 'me-central1', allowed a Cloud Run functions + Vertex AI region "
+            "(me-central1 is a Google Cloud region, but constructs/ai_workflow/regions.py does "
+            "not list it as having both)",
+        ),
         ({"kms_key_name": "my-key"}, "kms_key_name: got 'my-key', allowed projects/<p>/locations/"),
         ({"access_log_bucket": "Bad_Bucket"}, "access_log_bucket: got 'Bad_Bucket', allowed 3..63"),
         (
@@ -220,6 +235,16 @@ def test_routes_rules() -> None:
         )
         for p in found
     )
+    found = problems(
+        with_workflow(
+            routes={"data.ready": {"template_uri": "https://europe-wset4-kfp.pkg.dev/p/r/t/v1"}}
+        )
+    )
+    assert found == [
+        "config/dev.toml: workflows[0].routes.data.ready.template_uri: got "
+        "'https://europe-wset4-kfp.pkg.dev/p/r/t/v1', allowed an Artifact Registry location "
+        "before -kfp.pkg.dev (did you mean 'europe-west4'?)"
+    ]
     found = problems(with_workflow(routes={"model.train": {"parameters": {}}}))
     assert (
         "config/dev.toml: workflows[0].routes.model.train.template_uri: missing, required" in found

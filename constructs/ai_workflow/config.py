@@ -255,13 +255,7 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
                 rules.EVENT_TYPE,
                 "a dotted lowercase event type such as model.train",
             )
-            p += rules.matches(
-                f"{at}.template_uri",
-                route.template_uri,
-                rules.TEMPLATE_URI,
-                "an Artifact Registry KFP template "
-                "https://<region>-kfp.pkg.dev/<project>/<repo>/<template>/<tag-or-version>",
-            )
+            p += rules.template_uri(f"{at}.template_uri", route.template_uri)
             if not isinstance(route.parameters, dict):
                 p.append(f"{at}.parameters: got {route.parameters!r}, allowed a table")
             p += rules.matches(
@@ -382,9 +376,8 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
         rules.PROJECT_ID,
         "a project id: 6..30 lowercase letters, digits and hyphens, starting with a letter",
     )
-    problems += rules.matches(
-        "region", data.get("region", "europe-west4"), rules.REGION, "a region such as europe-west4"
-    )
+    if "region" in data:
+        problems += rules.region("region", data["region"])
     problems += rules.labels("labels", data.get("labels", {}))
     if data.get("kms_key_name") is not None:
         problems += rules.matches(

@@ -7,17 +7,19 @@ skipped, since they are only known at apply time.
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from . import regions
 
 Problems = list[str]
 
 # Names and patterns documented by Google Cloud.
 WORKFLOW_NAME = re.compile(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")
 PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 PUBSUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9\-_]{1,61}[a-z0-9]$")
@@ -25,7 +27,9 @@ LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
 IAM_MEMBER = re.compile(r"^(serviceAccount|user|group|domain|principal|principalSet):\S+$")
-TEMPLATE_URI = re.compile(r"^https://[a-z0-9-]+-kfp\.pkg\.dev/[^/\s]+/[^/\s]+/[^/\s]+/[^/\s]+$")
+TEMPLATE_URI = re.compile(
+    r"^https://(?P<location>[a-z0-9-]+)-kfp\.pkg\.dev/[^/\s]+/[^/\s]+/[^/\s]+/[^/\s]+$"
+)
 MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi|M|G)$")
 SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -123,3 +127,72 @@ def pubsub_name(field: str, value: str) -> Problems:
     if not problems and value.startswith("goog"):
         problems.append(f"{field}: got {value!r}, allowed a name not starting with 'goog'")
     return problems
+
+
+def did_you_mean(value: Any, choices: Sequence[str]) -> str:
+    """` (did you mean 'x'?)` when `value` is a near miss of one or two of `choices` (the
+    best `difflib` matches), else the empty string."""
+    if not isinstance(value, str):
+        return ""
+    wanted = re.sub(r"[\s_]+", "-", value.strip().lower())
+    near = difflib.get_close_matches(wanted, choices, n=len(choices), cutoff=0.75)
+    if not near:
+        return ""
+    best = difflib.SequenceMatcher(None, wanted, near[0]).ratio()
+    tied = sorted(c for c in near if difflib.SequenceMatcher(None, wanted, c).ratio() == best)
+    if len(tied) > 2:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) for c in tied)}?)"
+
+
+def known_name(
+    field: str, value: Any, choices: Sequence[str], allowed: str, otherwise: str
+) -> Problems:
+    """`value` must be one of `choices` (a long pinned list): a near miss names the nearest
+    ones, anything else says where the list is (`otherwise`)."""
+    if is_token(value) or (isinstance(value, str) and value in choices):
+        return []
+    hint = did_you_mean(value, choices) or f" ({otherwise})"
+    return [f"{field}: got {value!r}, allowed {allowed}{hint}"]
+
+
+REGIONS_FILE = "constructs/ai_workflow/regions.py"
+
+
+def region(field: str, value: Any) -> Problems:
+    """A region where the stack can run: Cloud Run functions (2nd gen) and Vertex AI."""
+    allowed = "a Cloud Run functions + Vertex AI region"
+    if (
+        value in regions.GOOGLE_CLOUD_REGIONS
+        and value not in regions.FUNCTIONS_AND_VERTEX_AI_REGIONS
+    ):
+        return [
+            f"{field}: got {value!r}, allowed {allowed} ({value} is a Google Cloud region, "
+            f"but {REGIONS_FILE} does not list it as having both)"
+        ]
+    return known_name(
+        field, value, regions.FUNCTIONS_AND_VERTEX_AI_REGIONS, allowed, f"listed in {REGIONS_FILE}"
+    )
+
+
+def template_uri(field: str, value: Any) -> Problems:
+    """An Artifact Registry KFP template URI in a known location (any region: templates
+    can live outside the stack's region)."""
+    problems = matches(
+        field,
+        value,
+        TEMPLATE_URI,
+        "an Artifact Registry KFP template "
+        "https://<region>-kfp.pkg.dev/<project>/<repo>/<template>/<tag-or-version>",
+    )
+    if problems or is_token(value):
+        return problems
+    found = TEMPLATE_URI.fullmatch(value)
+    location = found.group("location") if found else ""
+    if location in regions.ARTIFACT_REGISTRY_LOCATIONS:
+        return []
+    hint = did_you_mean(location, regions.ARTIFACT_REGISTRY_LOCATIONS)
+    return [
+        f"{field}: got {value!r}, allowed an Artifact Registry location before -kfp.pkg.dev"
+        + (hint or f" (listed in {REGIONS_FILE})")
+    ]
