@@ -251,6 +251,19 @@ def test_routes_rules() -> None:
     )
 
 
+def test_an_empty_file_names_only_what_is_missing(tmp_path: Path) -> None:
+    empty = tmp_path / "qa.toml"
+    empty.write_text("")
+    with pytest.raises(ConfigError) as caught:
+        load_environment(empty)
+    shown = empty.as_posix()
+    assert caught.value.problems == [
+        f"{shown}: project_id: missing, required",
+        f"{shown}: region: missing, required",
+        f"{shown}: workflows: missing, allowed one or more [[workflows]] tables",
+    ]
+
+
 def test_missing_required_keys() -> None:
     data = copy.deepcopy(DEV)
     del data["project_id"]

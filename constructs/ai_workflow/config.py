@@ -367,16 +367,18 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
         "1..20 lowercase letters, digits and hyphens, starting with a letter",
     )
     problems += _unknown_keys("", data, _ENV_FIELDS)
-    for key in ("project_id", "region"):
-        if key not in data:
-            problems.append(f"{key}: missing, required")
-    problems += rules.matches(
-        "project_id",
-        data.get("project_id", "x"),
-        rules.PROJECT_ID,
-        "a project id: 6..30 lowercase letters, digits and hyphens, starting with a letter",
-    )
-    if "region" in data:
+    if "project_id" not in data:
+        problems.append("project_id: missing, required")
+    else:
+        problems += rules.matches(
+            "project_id",
+            data["project_id"],
+            rules.PROJECT_ID,
+            "a project id: 6..30 lowercase letters, digits and hyphens, starting with a letter",
+        )
+    if "region" not in data:
+        problems.append("region: missing, required")
+    else:
         problems += rules.region("region", data["region"])
     problems += rules.labels("labels", data.get("labels", {}))
     if data.get("kms_key_name") is not None:
