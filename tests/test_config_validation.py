@@ -290,6 +290,33 @@ def test_references_to_missing_workflows_and_cycles() -> None:
     )
 
 
+def test_a_bad_default_is_reported_once_where_it_is_set() -> None:
+    data = copy.deepcopy(DEV)
+    data["workflow_defaults"].update(max_instances=0, labels={"Team": "x"})
+    assert problems(data) == [
+        "config/dev.toml: workflow_defaults.max_instances: got 0, allowed 1..1000",
+        "config/dev.toml: workflow_defaults.labels.Team: got 'Team', allowed lowercase letters, "
+        "digits, _ and -, starting with a letter, at most 63 characters (label key)",
+    ]
+    # A workflow that sets the key itself is reported at its own key as well.
+    data["workflows"][1]["max_instances"] = 0
+    assert problems(data)[2:] == [
+        "config/dev.toml: workflows[1].max_instances: got 0, allowed 1..1000",
+    ]
+    # A workflow's own value overrides a bad default: only the default is reported.
+    data["workflows"][1]["max_instances"] = 4
+    assert len(problems(data)) == 2
+
+
+def test_a_combination_of_default_and_own_value_is_reported_at_the_workflow() -> None:
+    data = copy.deepcopy(DEV)
+    data["workflow_defaults"]["min_instances"] = 2
+    data["workflows"][2]["max_instances"] = 1
+    assert problems(data) == [
+        "config/dev.toml: workflows[2].min_instances: got 2, allowed at most max_instances (1)"
+    ]
+
+
 def test_all_problems_are_reported_at_once() -> None:
     data = with_workflow(ack_deadline_seconds=1, max_instances=0)
     data["region"] = "x"

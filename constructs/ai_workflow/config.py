@@ -8,6 +8,7 @@ them all, each naming the file, the key path, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +164,8 @@ _ENV_FIELDS = {f.name for f in dataclasses.fields(EnvironmentConfig)} - {
     "source_file",
     "workflows",
 } | {"workflow_defaults", "workflows"}
-_ENV_NAME = rules.re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_LEADING_KEY = re.compile(r"[a-z_]+")
 
 
 def _unknown_keys(where: str, table: dict[str, Any], allowed: set[str]) -> list[str]:
@@ -324,8 +326,15 @@ def _parse_subtables(
 
 
 def _parse_workflow(
-    where: str, raw: Any, defaults: dict[str, Any], problems: list[str]
+    where: str,
+    raw: Any,
+    defaults: dict[str, Any],
+    inherited: set[str],
+    problems: list[str],
 ) -> WorkflowConfig | None:
+    """One [[workflows]] table over the defaults. A problem with a value the workflow only
+    inherits, that `[workflow_defaults]` has on its own too (`inherited`, without the
+    `workflow_defaults.` prefix), is left to that one report."""
     if not isinstance(raw, dict):
         problems.append(f"{where[:-1]}: got {raw!r}, allowed a [[workflows]] table")
         return None
@@ -353,7 +362,12 @@ def _parse_workflow(
         publishers = ()
     table = {**table, "routes": routes, "secret_env": secrets, "publishers": tuple(publishers)}
     workflow = _build_dataclass(WorkflowConfig, table, _WORKFLOW_FIELDS)
-    problems += workflow_problems(where, workflow)
+    for problem in workflow_problems(where, workflow):
+        at = problem.removeprefix(where)
+        key = _LEADING_KEY.match(at)
+        if key and key.group(0) in defaults and key.group(0) not in raw and at in inherited:
+            continue
+        problems.append(problem)
     return workflow
 
 
@@ -407,6 +421,9 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
         defaults = {k: v for k, v in defaults.items() if k in _SETTING_FIELDS}
     else:
         defaults = {}
+    defaults_problems = settings_problems("workflow_defaults.", WorkflowSettings(**defaults))
+    problems += defaults_problems
+    inherited = {p.removeprefix("workflow_defaults.") for p in defaults_problems}
 
     raw_workflows = data.get("workflows", [])
     if not isinstance(raw_workflows, list) or not raw_workflows:
@@ -414,7 +431,7 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
         raw_workflows = []
     workflows: list[WorkflowConfig] = []
     for i, raw in enumerate(raw_workflows):
-        workflow = _parse_workflow(f"workflows[{i}].", raw, defaults, problems)
+        workflow = _parse_workflow(f"workflows[{i}].", raw, defaults, inherited, problems)
         if workflow is not None:
             workflows.append(workflow)
 
