@@ -435,7 +435,7 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
         if workflow is not None:
             workflows.append(workflow)
 
-    problems += _graph_problems(workflows)
+    problems += _graph_problems(raw_workflows)
     env = None
     if not problems:
         env = EnvironmentConfig(
@@ -453,40 +453,76 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
     return env
 
 
-def _graph_problems(workflows: list[WorkflowConfig]) -> list[str]:
-    """Unique names, existing trigger references and no trigger cycles."""
+def _graph_problems(raw_workflows: list[Any]) -> list[str]:
+    """Across the [[workflows]] tables as written (so indices stay those of the file even
+    when a table does not parse): unique names, triggers naming another workflow, and no
+    trigger cycles. A duplicate name is the only problem reported about that name."""
+    tables = [(i, w) for i, w in enumerate(raw_workflows) if isinstance(w, dict)]
     problems: list[str] = []
-    index: dict[str, int] = {}
-    for i, w in enumerate(workflows):
-        if w.name in index:
-            problems.append(
-                f"workflows[{i}].name: got {w.name!r}, allowed a name not already used by "
-                f"workflows[{index[w.name]}]"
-            )
-        else:
-            index[w.name] = i
-    for i, w in enumerate(workflows):
-        if w.trigger is None:
+    first: dict[str, int] = {}
+    duplicated: set[str] = set()
+    for i, w in tables:
+        name = w.get("name")
+        if not isinstance(name, str):
             continue
-        if w.trigger not in index:
-            known = ", ".join(sorted(index)) or "none"
+        if name in first:
             problems.append(
-                f"workflows[{i}].trigger: got {w.trigger!r}, allowed the name of another "
+                f"workflows[{i}].name: got {name!r}, allowed a name not already used by "
+                f"workflows[{first[name]}]"
+            )
+            duplicated.add(name)
+        else:
+            first[name] = i
+    known = ", ".join(sorted(first)) or "none"
+    upstream: dict[int, int] = {}
+    for i, w in tables:
+        name, trigger = w.get("name"), w.get("trigger")
+        if trigger is None or (isinstance(name, str) and name in duplicated):
+            continue
+        if not isinstance(trigger, str) or trigger not in first:
+            problems.append(
+                f"workflows[{i}].trigger: got {trigger!r}, allowed the name of another "
                 f"workflow in this file ({known})"
             )
-            continue
-        seen: set[str] = {w.name}
-        current: str | None = w.trigger
-        while current is not None and current in index:
-            if current in seen:
-                problems.append(
-                    f"workflows[{i}].trigger: got {w.trigger!r}, allowed a chain without cycles "
-                    f"({w.name} eventually triggers itself)"
-                )
-                break
-            seen.add(current)
-            current = workflows[index[current]].trigger
+        elif trigger == name:
+            problems.append(
+                f"workflows[{i}].trigger: got {trigger!r}, allowed another workflow's name "
+                "(a workflow cannot trigger itself)"
+            )
+        elif trigger not in duplicated:
+            upstream[i] = first[trigger]
+    cycles = _cycles(upstream)
+    for i, w in tables:
+        if i in cycles:
+            # Along the triggers: i publishes to the workflow whose upstream it is, ...
+            names = [raw_workflows[k]["name"] for k in cycles[i]]
+            chain = " -> ".join([names[0], *reversed(names[1:]), names[0]])
+            problems.append(
+                f"workflows[{i}].trigger: got {w['trigger']!r}, allowed a chain without "
+                f"cycles (cycle: {chain})"
+            )
     return problems
+
+
+def _cycles(upstream: dict[int, int]) -> dict[int, list[int]]:
+    """The workflows on a trigger cycle, each with its cycle as the walk up its triggers
+    from itself. Workflows merely downstream of a cycle are not on it."""
+    on_cycle: dict[int, list[int]] = {}
+    done: set[int] = set()
+    for start in upstream:
+        path: list[int] = []
+        at: dict[int, int] = {}
+        node = start
+        while node in upstream and node not in done and node not in at:
+            at[node] = len(path)
+            path.append(node)
+            node = upstream[node]
+        if node in at:
+            cycle = path[at[node] :]
+            for k, member in enumerate(cycle):
+                on_cycle[member] = cycle[k:] + cycle[:k]
+        done.update(path)
+    return on_cycle
 
 
 def load_environment(path: str | Path) -> EnvironmentConfig:
