@@ -235,9 +235,10 @@ def test_routes_rules() -> None:
         )
         for p in found
     )
+    typo = "https://europe-wset4-kfp.pkg.dev/p/r/t/v1"
     found = problems(
         with_workflow(
-            routes={"data.ready": {"template_uri": "https://europe-wset4-kfp.pkg.dev/p/r/t/v1"}}
+            routes={"data.ready": {"template_uri": typo, "result_event_type": "model.train"}}
         )
     )
     assert found == [
@@ -330,6 +331,35 @@ def test_only_the_workflows_on_a_cycle_are_reported() -> None:
         "(cycle: train -> batch-predict -> ingest -> train)",
         "config/dev.toml: workflows[2].trigger: got 'train', allowed a chain without cycles "
         "(cycle: batch-predict -> ingest -> train -> batch-predict)",
+    ]
+
+
+def test_a_chained_workflow_routes_every_type_its_trigger_publishes() -> None:
+    data = copy.deepcopy(DEV)
+    del data["workflows"][1]["routes"]["model.train"]
+    assert problems(data) == [
+        "config/dev.toml: workflows[1].routes: missing 'model.train', required because trigger "
+        "'ingest' publishes it (routes: model.retrain)"
+    ]
+    # One line per missing type; a result type left at its default counts too.
+    data = copy.deepcopy(DEV)
+    routes = data["workflows"][0]["routes"]
+    routes["data.late"] = {**routes["data.ready"], "result_event_type": "model.backfill"}
+    routes["data.other"] = {"template_uri": routes["data.ready"]["template_uri"]}
+    assert problems(data) == [
+        "config/dev.toml: workflows[1].routes: missing 'model.backfill', required because "
+        "trigger 'ingest' publishes it (routes: model.train, model.retrain)",
+        "config/dev.toml: workflows[1].routes: missing 'workflow.started', required because "
+        "trigger 'ingest' publishes it (routes: model.train, model.retrain)",
+    ]
+
+
+def test_a_subscription_filter_does_not_excuse_an_unrouted_type() -> None:
+    data = with_workflow(1, subscription_filter='attributes.event_type = "model.retrain"')
+    del data["workflows"][1]["routes"]["model.train"]
+    assert problems(data) == [
+        "config/dev.toml: workflows[1].routes: missing 'model.train', required because trigger "
+        "'ingest' publishes it (routes: model.retrain)"
     ]
 
 

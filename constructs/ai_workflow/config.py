@@ -18,6 +18,7 @@ from . import rules
 from .errors import ConfigError
 
 DAY_SECONDS = 86_400
+DEFAULT_RESULT_EVENT_TYPE = "workflow.started"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,7 +29,7 @@ class RouteConfig:
     """Artifact Registry KFP template, `https://<region>-kfp.pkg.dev/<project>/<repo>/<name>/<tag>`."""
     parameters: dict[str, Any] = field(default_factory=dict)
     """Pipeline parameter defaults; the event payload overrides them. Default: none."""
-    result_event_type: str = "workflow.started"
+    result_event_type: str = DEFAULT_RESULT_EVENT_TYPE
     """Type of the follow-up event published to the results topic."""
 
 
@@ -455,8 +456,10 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
 
 def _graph_problems(raw_workflows: list[Any]) -> list[str]:
     """Across the [[workflows]] tables as written (so indices stay those of the file even
-    when a table does not parse): unique names, triggers naming another workflow, and no
-    trigger cycles. A duplicate name is the only problem reported about that name."""
+    when a table does not parse): unique names, triggers naming another workflow, no
+    trigger cycles, and a chained workflow routes every event type its trigger publishes
+    (the handler dead-letters any other). A duplicate name is the only problem reported
+    about that name."""
     tables = [(i, w) for i, w in enumerate(raw_workflows) if isinstance(w, dict)]
     problems: list[str] = []
     first: dict[str, int] = {}
@@ -501,7 +504,35 @@ def _graph_problems(raw_workflows: list[Any]) -> list[str]:
                 f"workflows[{i}].trigger: got {w['trigger']!r}, allowed a chain without "
                 f"cycles (cycle: {chain})"
             )
+    for i, w in tables:
+        routes = w.get("routes")
+        if i not in upstream or i in cycles or not isinstance(routes, dict):
+            continue
+        trigger = w["trigger"]
+        for event_type in _published(raw_workflows[upstream[i]]):
+            if event_type not in routes:
+                problems.append(
+                    f"workflows[{i}].routes: missing {event_type!r}, required because trigger "
+                    f"{trigger!r} publishes it (routes: {', '.join(routes) or 'none'})"
+                )
     return problems
+
+
+def _published(table: dict[str, Any]) -> list[str]:
+    """The event types a workflow publishes to its results topic: its routes' result types."""
+    published: list[str] = []
+    routes = table.get("routes")
+    for route in routes.values() if isinstance(routes, dict) else ():
+        if not isinstance(route, dict):
+            continue
+        event_type = route.get("result_event_type", DEFAULT_RESULT_EVENT_TYPE)
+        if (
+            isinstance(event_type, str)
+            and rules.EVENT_TYPE.fullmatch(event_type)
+            and event_type not in published
+        ):
+            published.append(event_type)
+    return published
 
 
 def _cycles(upstream: dict[int, int]) -> dict[int, list[int]]:
