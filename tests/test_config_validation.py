@@ -415,3 +415,30 @@ def test_problems_of_several_files_are_collected(tmp_path: Path) -> None:
         load_environments(sorted(tmp_path.glob("*.toml")))
     files = {p.split(":")[0] for p in caught.value.problems}
     assert files == {(tmp_path / "a.toml").as_posix(), (tmp_path / "b.toml").as_posix()}
+
+
+def test_two_environments_may_not_share_a_project(tmp_path: Path) -> None:
+    dev = (ROOT / "config" / "dev.toml").read_text()
+    for name in ("dev", "qa", "staging"):
+        (tmp_path / f"{name}.toml").write_text(dev)
+    (tmp_path / "prod.toml").write_text((ROOT / "config" / "prod.toml").read_text())
+    paths = [tmp_path / f"{n}.toml" for n in ("dev", "prod", "qa", "staging")]
+    with pytest.raises(ConfigError) as caught:
+        load_environments(paths)
+    shown = {n: (tmp_path / f"{n}.toml").as_posix() for n in ("dev", "qa", "staging")}
+    assert caught.value.problems == [
+        f"{shown[n]}: project_id: got 'acme-ai-dev', allowed a project not used by another "
+        f"environment ({shown['dev']} uses it; resource names would collide)"
+        for n in ("qa", "staging")
+    ]
+
+
+def test_a_byte_order_mark_is_named(tmp_path: Path) -> None:
+    bom = tmp_path / "x.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + (ROOT / "config" / "dev.toml").read_bytes())
+    with pytest.raises(ConfigError) as caught:
+        load_environment(bom)
+    assert caught.value.problems == [
+        f"{bom.as_posix()}: starts with a UTF-8 byte order mark, allowed plain UTF-8 "
+        "(save without BOM)"
+    ]

@@ -561,18 +561,24 @@ def load_environment(path: str | Path) -> EnvironmentConfig:
     path = Path(path)
     shown = path.as_posix()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{shown}: file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{shown}: cannot read ({exc})"]) from None
+    if text.startswith("\ufeff"):
+        bom = "starts with a UTF-8 byte order mark, allowed plain UTF-8 (save without BOM)"
+        raise ConfigError([f"{shown}: {bom}"])
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{shown}: not valid TOML: {exc}"]) from None
     return parse_environment(path.stem, shown, data)
 
 
 def load_environments(paths: list[Path]) -> list[EnvironmentConfig]:
-    """Load several files, collecting the problems of all of them before raising."""
+    """Load several files, collecting the problems of all of them before raising. Across
+    files: no two environments may share a project (their resource names would collide)."""
     envs: list[EnvironmentConfig] = []
     problems: list[str] = []
     for path in paths:
@@ -580,6 +586,15 @@ def load_environments(paths: list[Path]) -> list[EnvironmentConfig]:
             envs.append(load_environment(path))
         except ConfigError as exc:
             problems += exc.problems
+    first: dict[str, EnvironmentConfig] = {}
+    for env in envs:
+        other = first.setdefault(env.project_id, env)
+        if other.source_file != env.source_file:
+            problems.append(
+                f"{env.source_file}: project_id: got {env.project_id!r}, allowed a project not "
+                f"used by another environment ({other.source_file} uses it; resource names "
+                "would collide)"
+            )
     if problems:
         raise ConfigError(problems)
     return envs
