@@ -43,9 +43,8 @@ def test_bad_config_prints_one_line_per_problem_and_keeps_output(tmp_path: Path)
     lines = result.stderr.strip().splitlines()
     shown = (config / "dev.toml").as_posix()
     assert f"error: {shown}: workflow_defaults.max_instanse: unknown key, allowed" in lines[0]
-    for i in range(3):
-        assert f"error: {shown}: workflows[{i}].max_instances: got 0, allowed 1..1000" in lines
-    assert len(lines) == 4
+    assert lines[1] == f"error: {shown}: workflow_defaults.max_instances: got 0, allowed 1..1000"
+    assert len(lines) == 2
     assert (outdir / "stacks" / "dev" / "cdk.tf.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out", "config"]
 
