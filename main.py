@@ -4,9 +4,12 @@
     python main.py --env dev            # only some
     python main.py --config-dir other/  # settings from elsewhere
 
+`--env` replaces only those stacks' directories and merges their entries into
+manifest.json; every other stack (and its .terraform/) is kept as it is. Without --env, the
+stacks of every config/<env>.toml are replaced and a stack whose config is gone is removed.
 `cdktf synth` runs this file too (see cdktf.json). Bad settings print one line per
 problem, naming the file, key, value and what is allowed, exit 2 and leave the previous
-output untouched.
+output untouched; so does an output that cannot be written (nothing is changed).
 """
 
 from __future__ import annotations
@@ -73,9 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         envs = load_environments(config_files(args.config_dir, args.env))
-        from ai_workflow.synth import synth_environments
+        from ai_workflow.synth import OutputError, synth_environments
 
-        paths = synth_environments(envs, args.source_dir, args.outdir)
+        # A full synth owns every stack: those without a config any more are stale.
+        configured = None if args.env else [env.name for env in envs]
+        written = synth_environments(envs, args.source_dir, args.outdir, configured=configured)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -83,8 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for env, path in zip(envs, paths, strict=True):
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for env, path in zip(envs, written.stacks, strict=True):
         print(f"synthesized {env.name}: {os.path.relpath(path)} ({len(env.workflows)} workflows)")
+    for name in written.removed:
+        stale = os.path.relpath(args.outdir.resolve() / "stacks" / name)
+        print(f"removed {stale}: no {(args.config_dir / f'{name}.toml').as_posix()}")
     return 0
 
 

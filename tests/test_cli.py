@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import importlib.util
+import io
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,19 +86,122 @@ def test_missing_handler_source_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == f"error: {tmp_path.as_posix()}: no main.py to deploy"
 
 
-def test_resynth_keeps_terraform_init_state(tmp_path: Path, synth_outdir: Path) -> None:
-    """A re-synth replaces the stack JSON but keeps .terraform/ and the lock file."""
-    from ai_workflow.synth import _carry_over_terraform_state
+def tree(root: Path) -> dict[str, bytes | None]:
+    return {
+        p.relative_to(root).as_posix(): None if p.is_dir() else p.read_bytes()
+        for p in sorted(root.rglob("*"))
+    }
 
-    old = tmp_path / "old"
-    new = tmp_path / "new"
-    shutil.copytree(synth_outdir, old)
-    shutil.copytree(synth_outdir, new)
-    (old / "stacks" / "dev" / ".terraform").mkdir()
-    (old / "stacks" / "dev" / ".terraform.lock.hcl").write_text("lock")
-    _carry_over_terraform_state(old, new)
-    assert (new / "stacks" / "dev" / ".terraform").is_dir()
-    assert (new / "stacks" / "dev" / ".terraform.lock.hcl").read_text() == "lock"
+
+def initialised_output(tmp_path: Path, synth_outdir: Path) -> Path:
+    """A full synth's cdktf.out after `terraform init` in both stacks."""
+    outdir = tmp_path / "cdktf.out"
+    shutil.copytree(synth_outdir, outdir)
+    for name in ("dev", "prod"):
+        (outdir / "stacks" / name / ".terraform" / "providers").mkdir(parents=True)
+        (outdir / "stacks" / name / ".terraform.lock.hcl").write_text(f"# {name}")
+    (outdir / "stacks" / "dev" / "cdk.tf.json").write_text("{}")
+    return outdir
+
+
+def run_main_in_process(
+    monkeypatch: pytest.MonkeyPatch, cwd: Path, *args: str
+) -> tuple[int, list[str], list[str]]:
+    """main.main() in this process (no new jsii kernel): exit code, stdout and stderr lines."""
+    spec = importlib.util.spec_from_file_location("main_under_test", ROOT / "main.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(cwd)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = module.main(list(args))
+    return code, out.getvalue().splitlines(), err.getvalue().splitlines()
+
+
+def test_env_replaces_only_that_stack_and_says_so(tmp_path: Path, synth_outdir: Path) -> None:
+    outdir = initialised_output(tmp_path, synth_outdir)
+    before = tree(outdir)
+    result = run_main(
+        "--env", "dev", "--outdir", "cdktf.out", "--config-dir", str(ROOT / "config"),
+        "--source-dir", str(ROOT / "function_src"), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "synthesized dev: cdktf.out/stacks/dev/cdk.tf.json (3 workflows)"
+    ]
+    after = tree(outdir)
+    assert {k: v for k, v in after.items() if "/prod" in k} == {
+        k: v for k, v in before.items() if "/prod" in k
+    }
+    assert after["stacks/dev/.terraform.lock.hcl"] == b"# dev"
+    assert "stacks/dev/.terraform/providers" in after
+    assert after["manifest.json"] == (synth_outdir / "manifest.json").read_bytes()
+    assert after["stacks/dev/cdk.tf.json"] == (synth_outdir / "stacks/dev/cdk.tf.json").read_bytes()
+
+
+def test_unwritable_stack_is_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    """A real failure: stacks/ is a regular file, so stacks/dev cannot be written."""
+    outdir = tmp_path / "cdktf.out"
+    outdir.mkdir()
+    (outdir / "stacks").write_text("not a directory")
+    (outdir / "manifest.json").write_text("{}")
+    before = tree(tmp_path)
+    result = run_main(
+        "--env", "dev", "--outdir", "cdktf.out", "--config-dir", str(ROOT / "config"),
+        "--source-dir", str(ROOT / "function_src"), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == "error: cannot write cdktf.out/stacks/dev: Not a directory\n"
+    assert result.stdout == ""
+    assert tree(tmp_path) == before  # and no .cdktf.out.new-*/.cdktf.out.old-* left
+
+
+def test_failure_between_stacks_is_one_line_and_changes_nothing(
+    tmp_path: Path, synth_outdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dev is already swapped in when moving prod aside fails: dev is put back."""
+    outdir = initialised_output(tmp_path, synth_outdir)
+    before = tree(tmp_path)
+    real, calls = os.replace, []
+
+    def replace(src: Any, dst: Any) -> None:
+        calls.append(dst)
+        if len(calls) == 5:  # dev aside, dev in, its .terraform and lock, then prod aside
+            raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    code, out, err = run_main_in_process(
+        monkeypatch, tmp_path, "--outdir", "cdktf.out", "--config-dir", str(ROOT / "config"),
+        "--source-dir", str(ROOT / "function_src"),
+    )  # fmt: skip
+    assert (code, out, err) == (
+        2,
+        [],
+        ["error: cannot write cdktf.out/stacks/prod: Permission denied"],
+    )
+    assert tree(tmp_path) == before
+    assert outdir.is_dir()
+
+
+def test_full_synth_names_the_stale_stacks_it_removed(
+    tmp_path: Path, synth_outdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    shutil.copy(ROOT / "config" / "dev.toml", config / "dev.toml")
+    outdir = initialised_output(tmp_path, synth_outdir)  # prod: no config/prod.toml here
+    code, out, err = run_main_in_process(
+        monkeypatch, tmp_path, "--outdir", "cdktf.out", "--config-dir", "config",
+        "--source-dir", str(ROOT / "function_src"),
+    )  # fmt: skip
+    assert (code, err) == (0, [])
+    assert out == [
+        "synthesized dev: cdktf.out/stacks/dev/cdk.tf.json (3 workflows)",
+        "removed cdktf.out/stacks/prod: no config/prod.toml",
+    ]
+    assert [p.name for p in (outdir / "stacks").iterdir()] == ["dev"]
 
 
 def test_trigger_topic_of_a_chained_workflow_is_the_upstream_results_topic() -> None:

@@ -23,9 +23,7 @@ import argparse
 import importlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
@@ -117,22 +115,9 @@ def format_diffs(
 
 
 def stable_stringify(value: Any, level: int = 0) -> str:
-    """Port of json-stable-stringify with `{space: 2}`, which cdktf uses for manifest.json:
-    sorted keys, and empty containers still get a line break (`[\\n  ]`)."""
-    indent = "\n" + "  " * level
-    if isinstance(value, dict):
-        items = [
-            f"{indent}  {json.dumps(k, ensure_ascii=False)}: {stable_stringify(v, level + 1)}"
-            for k, v in sorted(value.items())
-        ]
-        return "{" + ",".join(items) + indent + "}"
-    if isinstance(value, list):
-        return (
-            "["
-            + ",".join(f"{indent}  {stable_stringify(v, level + 1)}" for v in value)
-            + (indent + "]")
-        )
-    return json.dumps(value, ensure_ascii=False)
+    """json-stable-stringify with `{space: 2}`, as cdktf writes manifest.json (synth.py's)."""
+    synth = importlib.import_module(f"{PACKAGE}.synth")
+    return str(synth.stable_stringify(value, level))
 
 
 # --- the watcher ---------------------------------------------------------------------------
@@ -244,40 +229,15 @@ class Watcher:
         )
 
     def _synth(self, envs: Sequence[Any], todo: Sequence[Any], partial: bool) -> None:
+        # Only `todo` changed: synth.py replaces just those stacks, keeps the others (with
+        # their .terraform/) and merges manifest.json; a stack whose config is gone is removed.
         synth = importlib.import_module(f"{PACKAGE}.synth")
-        if not partial:
-            synth.synth_environments(envs, self.source_dir, self.outdir)
-            return
-        # Only `todo` changed: synthesize those into a staging dir, copy the others' stack
-        # directories from the current output, merge manifest.json, then swap it in.
-        source_bundle = importlib.import_module(f"{PACKAGE}.source_bundle")
-        bundle = source_bundle.build_source_bundle(self.source_dir)
-        outdir = self.outdir.resolve()
-        staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.new-", dir=outdir.parent))
-        try:
-            if todo:
-                synth.synth_app(todo, bundle, staging)
-                manifest = json.loads((staging / "manifest.json").read_text(encoding="utf-8"))
-            else:
-                manifest = {"stacks": {}, "version": None}
-            old = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
-            fresh = {e.name for e in todo}
-            stacks = manifest["stacks"]
-            for env in envs:
-                if env.name in fresh:
-                    continue
-                stacks[env.name] = old["stacks"][env.name]
-                shutil.copytree(
-                    outdir / "stacks" / env.name,
-                    staging / "stacks" / env.name,
-                    ignore=shutil.ignore_patterns(*synth.CARRIED_OVER),
-                )
-            manifest["version"] = manifest["version"] or old["version"]
-            (staging / "manifest.json").write_text(stable_stringify(manifest), encoding="utf-8")
-            synth._carry_over_terraform_state(outdir, staging)
-            synth._replace(outdir, staging)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        synth.synth_environments(
+            todo if partial else envs,
+            self.source_dir,
+            self.outdir,
+            configured=[e.name for e in envs],
+        )
 
 
 def _under(path: Path, folder: Path) -> bool:
