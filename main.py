@@ -92,11 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for env, path in zip(envs, written.stacks, strict=True):
-        print(f"synthesized {env.name}: {os.path.relpath(path)} ({len(env.workflows)} workflows)")
+        print(f"synthesized {env.name}: {os.path.relpath(path)} ({workflows(len(env.workflows))})")
     for name in written.removed:
         stale = os.path.relpath(args.outdir.resolve() / "stacks" / name)
         print(f"removed {stale}: no {(args.config_dir / f'{name}.toml').as_posix()}")
     return 0
+
+
+def workflows(count: int) -> str:
+    return f"{count} workflow" if count == 1 else f"{count} workflows"
 
 
 if __name__ == "__main__":

@@ -204,6 +204,30 @@ def test_full_synth_names_the_stale_stacks_it_removed(
     assert [p.name for p in (outdir / "stacks").iterdir()] == ["dev"]
 
 
+def test_workflow_count_is_pluralised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "qa.toml").write_text(QA_TOML)
+    code, out, err = run_main_in_process(
+        monkeypatch, tmp_path, "--outdir", "cdktf.out", "--config-dir", "config",
+        "--source-dir", str(ROOT / "function_src"),
+    )  # fmt: skip
+    assert (code, err) == (0, [])
+    assert out == ["synthesized qa: cdktf.out/stacks/qa/cdk.tf.json (1 workflow)"]
+
+
+QA_TOML = """\
+project_id = "acme-ai-qa"
+region = "europe-west4"
+
+[[workflows]]
+name = "train"
+
+[workflows.routes."model.train"]
+template_uri = "https://europe-west4-kfp.pkg.dev/acme-ai-qa/pipelines/train-model/latest"
+"""
+
+
 def test_trigger_topic_of_a_chained_workflow_is_the_upstream_results_topic() -> None:
     from ai_workflow import load_environment
 
