@@ -36,9 +36,9 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 ## synth: synthesize every environment in config/ into cdktf.out/stacks/<env>/cdk.tf.json
-##   (ENV=qa: only config/qa.toml; the other stacks in cdktf.out stay as they are)
+##   (ENV=qa or ENV="qa dev": only those; the other stacks in cdktf.out stay as they are)
 synth: install
-	$(PY) main.py $(if $(filter command line,$(origin ENV)),--env "$(ENV)")
+	$(PY) main.py $(if $(filter command line,$(origin ENV)),$(foreach e,$(ENV),--env "$(e)"))
 
 ## cdktf-synth: the same through the real cdktf CLI (reads cdktf.json)
 cdktf-synth: install

@@ -33,7 +33,7 @@ def test_help_lists_every_target_with_a_description() -> None:
     assert set(listed) == phony_targets()
     assert all(len(description) > 10 for description in listed.values())
     # Parameters come on the continuation lines, under their target.
-    assert "(ENV=qa: only config/qa.toml" in shown.split("make cdktf-synth")[0]
+    assert "(ENV=qa or ENV=\"qa dev\": only those" in shown.split("make cdktf-synth")[0]
 
 
 def test_bare_make_runs_synth() -> None:
@@ -42,5 +42,6 @@ def test_bare_make_runs_synth() -> None:
 
 
 def test_synth_env_synthesizes_only_that_environment() -> None:
-    assert 'main.py --env "qa"' in make("-n", "synth", "ENV=qa")
+    assert 'main.py --env "qa"\n' in make("-n", "synth", "ENV=qa")
+    assert 'main.py --env "qa" --env "dev"\n' in make("-n", "synth", "ENV=qa dev")
     assert "--env" not in make("-n", "synth")
