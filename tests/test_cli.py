@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from environments import FIXTURE_CONFIG_DIR, ROOT
 
 
 def run_main(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -40,7 +39,7 @@ def previous_output(tmp_path: Path) -> tuple[Path, bytes]:
 def test_bad_config_prints_one_line_per_problem_and_keeps_output(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.mkdir()
-    text = (ROOT / "config" / "dev.toml").read_text()
+    text = (FIXTURE_CONFIG_DIR / "dev.toml").read_text()
     text = text.replace("max_instances = 3", "max_instances = 0\nmax_instanse = 2")
     (config / "dev.toml").write_text(text)
     outdir, before = previous_output(tmp_path)
@@ -123,7 +122,7 @@ def test_env_replaces_only_that_stack_and_says_so(tmp_path: Path, synth_outdir: 
     outdir = initialised_output(tmp_path, synth_outdir)
     before = tree(outdir)
     result = run_main(
-        "--env", "dev", "--outdir", "cdktf.out", "--config-dir", str(ROOT / "config"),
+        "--env", "dev", "--outdir", "cdktf.out", "--config-dir", str(FIXTURE_CONFIG_DIR),
         "--source-dir", str(ROOT / "function_src"), cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -148,7 +147,7 @@ def test_unwritable_stack_is_one_line_and_changes_nothing(tmp_path: Path) -> Non
     (outdir / "manifest.json").write_text("{}")
     before = tree(tmp_path)
     result = run_main(
-        "--env", "dev", "--outdir", "cdktf.out", "--config-dir", str(ROOT / "config"),
+        "--env", "dev", "--outdir", "cdktf.out", "--config-dir", str(FIXTURE_CONFIG_DIR),
         "--source-dir", str(ROOT / "function_src"), cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 2
@@ -173,7 +172,7 @@ def test_failure_between_stacks_is_one_line_and_changes_nothing(
 
     monkeypatch.setattr(os, "replace", replace)
     code, out, err = run_main_in_process(
-        monkeypatch, tmp_path, "--outdir", "cdktf.out", "--config-dir", str(ROOT / "config"),
+        monkeypatch, tmp_path, "--outdir", "cdktf.out", "--config-dir", str(FIXTURE_CONFIG_DIR),
         "--source-dir", str(ROOT / "function_src"),
     )  # fmt: skip
     assert (code, out, err) == (
@@ -190,7 +189,7 @@ def test_full_synth_names_the_stale_stacks_it_removed(
 ) -> None:
     config = tmp_path / "config"
     config.mkdir()
-    shutil.copy(ROOT / "config" / "dev.toml", config / "dev.toml")
+    shutil.copy(FIXTURE_CONFIG_DIR / "dev.toml", config / "dev.toml")
     outdir = initialised_output(tmp_path, synth_outdir)  # prod: no config/prod.toml here
     code, out, err = run_main_in_process(
         monkeypatch, tmp_path, "--outdir", "cdktf.out", "--config-dir", "config",
@@ -231,7 +230,7 @@ template_uri = "https://europe-west4-kfp.pkg.dev/acme-ai-qa/pipelines/train-mode
 def test_trigger_topic_of_a_chained_workflow_is_the_upstream_results_topic() -> None:
     from ai_workflow import load_environment
 
-    env = load_environment(ROOT / "config" / "dev.toml")
+    env = load_environment(FIXTURE_CONFIG_DIR / "dev.toml")
     assert env.trigger_topic_path("ingest") == "projects/acme-ai-dev/topics/ingest-trigger"
     assert env.trigger_topic_path("train") == "projects/acme-ai-dev/topics/ingest-results"
 
@@ -239,7 +238,8 @@ def test_trigger_topic_of_a_chained_workflow_is_the_upstream_results_topic() -> 
 def test_publish_resolves_env_and_workflow_with_one_line_errors() -> None:
     def publish(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(ROOT / "tools" / "publish.py"), "--type", "model.train", *args],
+            [sys.executable, str(ROOT / "tools" / "publish.py"), "--type", "model.train"]
+            + ["--config-dir", "tests/fixtures/config", *args],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -249,12 +249,13 @@ def test_publish_resolves_env_and_workflow_with_one_line_errors() -> None:
     result = publish("--env", "staging")
     assert result.returncode == 2
     assert result.stderr == (
-        "publish.py: error: --env 'staging': allowed one of dev, prod (files in config)\n"
+        "publish.py: error: --env 'staging': allowed one of dev, prod "
+        "(files in tests/fixtures/config)\n"
     )
     result = publish("--env", "dev", "--workflow", "nope")
     assert result.stderr == (
         "publish.py: error: --workflow 'nope': allowed one of ingest, train, batch-predict "
-        "(in config/dev.toml)\n"
+        "(in tests/fixtures/config/dev.toml)\n"
     )
     result = publish("--topic", "projects/p/topics/t", "--workflow", "train")
     assert result.stderr == "publish.py: error: --workflow: only allowed together with --env\n"
