@@ -1,8 +1,8 @@
 """Synthesize every environment in config/ into cdktf.out/stacks/<env>/cdk.tf.json.
 
-    python main.py                      # all environments (what `make synth` runs)
-    python main.py --env dev            # only some
-    python main.py --config-dir other/  # settings from elsewhere
+    .venv/bin/python main.py                      # all environments (what `make synth` runs)
+    .venv/bin/python main.py --env dev            # only some (`make synth ENV=dev`)
+    .venv/bin/python main.py --config-dir other/  # settings from elsewhere
 
 `--env` replaces only those stacks' directories and merges their entries into
 manifest.json; every other stack (and its .terraform/) is kept as it is. Without --env, the
@@ -19,7 +19,17 @@ import os
 import sys
 from pathlib import Path
 
-from ai_workflow import ConfigError, load_environments
+try:
+    from ai_workflow import ConfigError, load_environments
+except ModuleNotFoundError as missing:
+    if missing.name not in ("ai_workflow", "cdktf", "constructs"):
+        raise
+    print(
+        f"main.py: {missing.name} is not installed for {sys.executable}; "
+        "run `make synth` (it installs .venv) or `.venv/bin/python main.py`",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -238,8 +238,12 @@ def test_trigger_topic_of_a_chained_workflow_is_the_upstream_results_topic() -> 
 def test_publish_resolves_env_and_workflow_with_one_line_errors() -> None:
     def publish(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(ROOT / "tools" / "publish.py"), "--type", "model.train"]
-            + ["--config-dir", "tests/fixtures/config", *args],
+            [
+                sys.executable,
+                str(ROOT / "tools" / "publish.py"),
+                *("--type", "model.train", "--config-dir", "tests/fixtures/config"),
+                *args,
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -259,3 +263,18 @@ def test_publish_resolves_env_and_workflow_with_one_line_errors() -> None:
     )
     result = publish("--topic", "projects/p/topics/t", "--workflow", "train")
     assert result.stderr == "publish.py: error: --workflow: only allowed together with --env\n"
+
+
+def test_outside_the_venv_is_one_line_naming_the_fix() -> None:
+    base_python = Path(sys.base_prefix) / "bin" / "python3"
+    probe = subprocess.run([base_python, "-c", "import ai_workflow"], capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip(f"{base_python} has ai_workflow installed, so it is not outside the venv")
+    result = subprocess.run(
+        [base_python, "main.py"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"main.py: ai_workflow is not installed for {base_python}; "
+        "run `make synth` (it installs .venv) or `.venv/bin/python main.py`\n"
+    )
