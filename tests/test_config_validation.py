@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import datetime
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -380,6 +382,91 @@ def test_a_workflow_that_does_not_parse_keeps_the_others_indices_and_name() -> N
         "config/dev.toml: workflows[0].routes: missing, required",
         "config/dev.toml: workflows[2].trigger: got 'trian', allowed the name of another "
         "workflow in this file (batch-predict, ingest, train)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("keys", "lines"),
+    [
+        (
+            {"max_instances": "3"},
+            ["workflows[1].max_instances: got '3', allowed an integer 1..1000"],
+        ),
+        ({"labels": 5}, ["workflows[1].labels: got 5, allowed a table of label key = value"]),
+        ({"routes": 3}, ["workflows[1].routes: got 3, allowed a table of event types"]),
+        (
+            {"publishers": [1]},
+            [
+                "workflows[1].publishers[0]: got 1, allowed an IAM member such as "
+                "serviceAccount:producer@proj.iam.gserviceaccount.com"
+            ],
+        ),
+        (
+            {"secret_env": 5},
+            [
+                "workflows[1].secret_env: got 5, allowed a table of VAR = <secret> or "
+                "{ secret = <secret>, version = <version> }"
+            ],
+        ),
+        (
+            {"secret_env": {"API_KEY": 5}},
+            [
+                "workflows[1].secret_env.API_KEY: got 5, allowed a secret id, or a table "
+                "{ secret = <secret>, version = <version> }"
+            ],
+        ),
+        (
+            {"secret_env": {"API_KEY": {"secret": "api-key", "version": 3}}},
+            [
+                "workflows[1].secret_env.API_KEY.version: got 3, allowed 'latest' or a version "
+                "number as a string, such as '3'"
+            ],
+        ),
+        (
+            # Only the name: batch-predict's trigger = "train" is not blamed as well.
+            {"name": 7},
+            [
+                "workflows[1].name: got 7, allowed 2..24 lowercase letters, digits and hyphens, "
+                "starting with a letter (it prefixes topic, function and service account names)"
+            ],
+        ),
+        (
+            {"trigger": 5},
+            [
+                "workflows[1].trigger: got 5, allowed the name of another workflow in this file "
+                "(batch-predict, ingest, train)"
+            ],
+        ),
+        ({"description": 7}, ["workflows[1].description: got 7, allowed text"]),
+        (
+            # A key with a newline is quoted: still one line, and no extra "at least one route".
+            {"routes": {"model.train\nx": 1}},
+            [
+                'workflows[1].routes."model.train\\nx": got 1, allowed a table',
+                "workflows[1].routes: missing 'model.train', required because trigger 'ingest' "
+                'publishes it (routes: "model.train\\nx")',
+            ],
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_one_line(keys: dict[str, Any], lines: list[str]) -> None:
+    assert problems(with_workflow(1, **keys)) == [f"config/dev.toml: {line}" for line in lines]
+
+
+def test_pipeline_parameters_must_be_json_values() -> None:
+    data = copy.deepcopy(DEV)
+    route = data["workflows"][0]["routes"]["data.ready"]
+    route["parameters"] = {"since": datetime.date(2026, 1, 2), "weights": [1.0, math.inf]}
+    assert problems(data) == [
+        "config/dev.toml: workflows[0].routes.data.ready.parameters.since: got 2026-01-02, "
+        "allowed a JSON value: a string, number, boolean, array or table (quote a date or time "
+        "as a string)",
+        "config/dev.toml: workflows[0].routes.data.ready.parameters.weights[1]: got inf, "
+        "allowed a finite number",
+    ]
+    route["parameters"] = 1
+    assert problems(data) == [
+        "config/dev.toml: workflows[0].routes.data.ready.parameters: got 1, allowed a table"
     ]
 
 

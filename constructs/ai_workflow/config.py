@@ -171,7 +171,7 @@ _LEADING_KEY = re.compile(r"[a-z_]+")
 
 def _unknown_keys(where: str, table: dict[str, Any], allowed: set[str]) -> list[str]:
     return [
-        f"{where}{key}: unknown key, allowed {', '.join(sorted(allowed))}"
+        f"{where}{rules.key(key)}: unknown key, allowed {', '.join(sorted(allowed))}"
         for key in sorted(set(table) - allowed)
     ]
 
@@ -251,7 +251,7 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
         p.append(f"{where}routes: got {w.routes!r}, allowed at least one event type route")
     else:
         for event_type, route in w.routes.items():
-            at = f"{where}routes.{event_type}"
+            at = f"{where}routes.{rules.key(event_type)}"
             p += rules.matches(
                 at,
                 event_type,
@@ -261,6 +261,8 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
             p += rules.template_uri(f"{at}.template_uri", route.template_uri)
             if not isinstance(route.parameters, dict):
                 p.append(f"{at}.parameters: got {route.parameters!r}, allowed a table")
+            else:
+                p += rules.json_value(f"{at}.parameters", route.parameters)
             p += rules.matches(
                 f"{at}.result_event_type",
                 route.result_event_type,
@@ -280,6 +282,8 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
                 rules.IAM_MEMBER,
                 "an IAM member such as serviceAccount:producer@proj.iam.gserviceaccount.com",
             )
+    if not isinstance(w.description, str) and not rules.is_token(w.description):
+        p.append(f"{where}description: got {w.description!r}, allowed text")
     if not isinstance(w.subscription_filter, str) or len(w.subscription_filter) > 256:
         p.append(
             f"{where}subscription_filter: got {w.subscription_filter!r}, "
@@ -287,16 +291,22 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
         )
     for var, secret in w.secret_env.items():
         p += rules.matches(
-            f"{where}secret_env.{var}",
+            f"{where}secret_env.{rules.key(var)}",
             var,
             rules.ENV_VAR_NAME,
             "an upper-case environment variable name",
         )
         p += rules.matches(
-            f"{where}secret_env.{var}.secret",
+            f"{where}secret_env.{rules.key(var)}.secret",
             secret.secret,
             rules.SECRET_ID,
             "a Secret Manager secret id (letters, digits, - and _)",
+        )
+        p += rules.matches(
+            f"{where}secret_env.{rules.key(var)}.version",
+            secret.version,
+            rules.SECRET_VERSION,
+            "'latest' or a version number as a string, such as '3'",
         )
     return p
 
@@ -307,16 +317,20 @@ def _build_dataclass(cls: Any, table: dict[str, Any], allowed: set[str]) -> Any:
 
 
 def _parse_subtables(
-    where: str, raw: dict[str, Any], cls: Any, required: str, problems: list[str]
+    where: str,
+    raw: dict[str, Any],
+    cls: Any,
+    required: str,
+    problems: list[str],
+    shape: str = "a table",
 ) -> dict[str, Any]:
     """`{key: {...}}` tables (routes, secret_env) into `cls` instances; problems collected."""
     allowed = {f.name for f in dataclasses.fields(cls)}
     parsed: dict[str, Any] = {}
     for key, table in raw.items():
-        at = f"{where}.{key}"
-        shape = _expect_table(at, table)
-        if shape:
-            problems += shape
+        at = f"{where}.{rules.key(key)}"
+        if not isinstance(table, dict):
+            problems.append(f"{at}: got {table!r}, allowed {shape}")
             continue
         problems += _unknown_keys(f"{at}.", table, allowed)
         if required not in table:
@@ -350,12 +364,20 @@ def _parse_workflow(
         problems.append(f"{where}routes: got {raw_routes!r}, allowed a table of event types")
         return None
     routes = _parse_subtables(f"{where}routes", raw_routes, RouteConfig, "template_uri", problems)
-    raw_secrets = {
-        var: {"secret": value} if isinstance(value, str) else value
-        for var, value in (table.get("secret_env") or {}).items()
-    }
+    raw_secrets = table.get("secret_env", {})
+    if not isinstance(raw_secrets, dict):
+        problems.append(
+            f"{where}secret_env: got {raw_secrets!r}, allowed a table of "
+            "VAR = <secret> or { secret = <secret>, version = <version> }"
+        )
+        raw_secrets = {}
     secrets = _parse_subtables(
-        f"{where}secret_env", raw_secrets, SecretEnvConfig, "secret", problems
+        f"{where}secret_env",
+        {var: {"secret": v} if isinstance(v, str) else v for var, v in raw_secrets.items()},
+        SecretEnvConfig,
+        "secret",
+        problems,
+        "a secret id, or a table { secret = <secret>, version = <version> }",
     )
     publishers = table.get("publishers", ())
     if not isinstance(publishers, list | tuple):
@@ -365,6 +387,8 @@ def _parse_workflow(
     workflow = _build_dataclass(WorkflowConfig, table, _WORKFLOW_FIELDS)
     for problem in workflow_problems(where, workflow):
         at = problem.removeprefix(where)
+        if raw_routes and at == "routes: got {}, allowed at least one event type route":
+            continue  # every route failed to parse, and each says why
         key = _LEADING_KEY.match(at)
         if key and key.group(0) in defaults and key.group(0) not in raw and at in inherited:
             continue
@@ -476,13 +500,17 @@ def _graph_problems(raw_workflows: list[Any]) -> list[str]:
             duplicated.add(name)
         else:
             first[name] = i
-    known = ", ".join(sorted(first)) or "none"
+    known = ", ".join(rules.key(n) for n in sorted(first)) or "none"
+    # A trigger naming none of the names may name a table whose name is itself the problem.
+    unnamed = sum(isinstance(w.get("name"), str) for _, w in tables) < len(raw_workflows)
     upstream: dict[int, int] = {}
     for i, w in tables:
         name, trigger = w.get("name"), w.get("trigger")
         if trigger is None or (isinstance(name, str) and name in duplicated):
             continue
         if not isinstance(trigger, str) or trigger not in first:
+            if unnamed and isinstance(trigger, str):
+                continue
             problems.append(
                 f"workflows[{i}].trigger: got {trigger!r}, allowed the name of another "
                 f"workflow in this file ({known})"
@@ -498,7 +526,7 @@ def _graph_problems(raw_workflows: list[Any]) -> list[str]:
     for i, w in tables:
         if i in cycles:
             # Along the triggers: i publishes to the workflow whose upstream it is, ...
-            names = [raw_workflows[k]["name"] for k in cycles[i]]
+            names = [rules.key(raw_workflows[k]["name"]) for k in cycles[i]]
             chain = " -> ".join([names[0], *reversed(names[1:]), names[0]])
             problems.append(
                 f"workflows[{i}].trigger: got {w['trigger']!r}, allowed a chain without "
@@ -509,11 +537,12 @@ def _graph_problems(raw_workflows: list[Any]) -> list[str]:
         if i not in upstream or i in cycles or not isinstance(routes, dict):
             continue
         trigger = w["trigger"]
+        listed = ", ".join(rules.key(r) for r in routes)
         for event_type in _published(raw_workflows[upstream[i]]):
             if event_type not in routes:
                 problems.append(
                     f"workflows[{i}].routes: missing {event_type!r}, required because trigger "
-                    f"{trigger!r} publishes it (routes: {', '.join(routes) or 'none'})"
+                    f"{trigger!r} publishes it (routes: {listed or 'none'})"
                 )
     return problems
 

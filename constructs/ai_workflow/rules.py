@@ -7,7 +7,10 @@ skipped, since they are only known at apply time.
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import json
+import math
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -32,10 +35,21 @@ TEMPLATE_URI = re.compile(
 )
 MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi|M|G)$")
 SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+SECRET_VERSION = re.compile(r"^(latest|[1-9][0-9]*)$")
 ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 SUPPORTED_RUNTIMES = ("python312", "python313")
 VPC_EGRESS = ("PRIVATE_RANGES_ONLY", "ALL_TRAFFIC")
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def key(name: Any) -> str:
+    """A table key as a segment of a key path: as written when plain, else quoted like a
+    TOML key with every control character escaped, so a problem is always one line."""
+    text = str(name)
+    return text if _PLAIN_KEY.fullmatch(text) else json.dumps(text)
 
 
 def _may_be_token(value: Any) -> bool:
@@ -82,20 +96,38 @@ def one_of(field: str, value: Any, choices: Iterable[str]) -> Problems:
     return []
 
 
+def json_value(field: str, value: Any) -> Problems:
+    """A value JSON carries as is (pipeline parameters travel as JSON): no TOML date or time,
+    no nan or infinity. One problem per bad leaf, at its own key path."""
+    if isinstance(value, dict):
+        return [p for k, child in value.items() for p in json_value(f"{field}.{key(k)}", child)]
+    if isinstance(value, list | tuple):
+        return [p for i, child in enumerate(value) for p in json_value(f"{field}[{i}]", child)]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{field}: got {value!r}, allowed a finite number"]
+    if value is None or isinstance(value, str | int | float) or is_token(value):
+        return []
+    shown = value.isoformat() if isinstance(value, datetime.date | datetime.time) else repr(value)
+    return [
+        f"{field}: got {shown}, allowed a JSON value: a string, number, boolean, array or "
+        "table (quote a date or time as a string)"
+    ]
+
+
 def labels(field: str, value: Any) -> Problems:
     if not isinstance(value, dict):
         return [f"{field}: got {value!r}, allowed a table of label key = value"]
     problems: Problems = []
-    for key, label_value in value.items():
+    for label_key, label_value in value.items():
         problems += matches(
-            f"{field}.{key}",
-            key,
+            f"{field}.{key(label_key)}",
+            label_key,
             LABEL_KEY,
             "lowercase letters, digits, _ and -, starting "
             "with a letter, at most 63 characters (label key)",
         )
         problems += matches(
-            f"{field}.{key}",
+            f"{field}.{key(label_key)}",
             label_value,
             LABEL_VALUE,
             "lowercase letters, digits, _ and -, at most 63 characters (label value)",
