@@ -520,6 +520,21 @@ def test_two_environments_may_not_share_a_project(tmp_path: Path) -> None:
     ]
 
 
+def test_a_shared_project_is_found_even_when_a_file_has_other_problems(tmp_path: Path) -> None:
+    dev = (ROOT / "config" / "dev.toml").read_text()
+    (tmp_path / "dev.toml").write_text(dev.replace('"europe-west4"', '"europe-wset4"', 1))
+    (tmp_path / "qa.toml").write_text(dev)
+    with pytest.raises(ConfigError) as caught:
+        load_environments([tmp_path / "dev.toml", tmp_path / "qa.toml"])
+    dev_shown, qa_shown = (tmp_path / "dev.toml").as_posix(), (tmp_path / "qa.toml").as_posix()
+    assert caught.value.problems == [
+        f"{dev_shown}: region: got 'europe-wset4', allowed a Cloud Run functions + Vertex AI "
+        "region (did you mean 'europe-west4'?)",
+        f"{qa_shown}: project_id: got 'acme-ai-dev', allowed a project not used by another "
+        f"environment ({dev_shown} uses it; resource names would collide)",
+    ]
+
+
 def test_a_byte_order_mark_is_named(tmp_path: Path) -> None:
     bom = tmp_path / "x.toml"
     bom.write_bytes(b"\xef\xbb\xbf" + (ROOT / "config" / "dev.toml").read_bytes())

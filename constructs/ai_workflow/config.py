@@ -585,9 +585,8 @@ def _cycles(upstream: dict[int, int]) -> dict[int, list[int]]:
     return on_cycle
 
 
-def load_environment(path: str | Path) -> EnvironmentConfig:
-    """Read and validate config/<env>.toml; raises ConfigError with every problem."""
-    path = Path(path)
+def _read_settings(path: Path) -> dict[str, Any]:
+    """The TOML table of a settings file; ConfigError names a file that cannot be read."""
     shown = path.as_posix()
     try:
         text = path.read_text(encoding="utf-8")
@@ -599,31 +598,45 @@ def load_environment(path: str | Path) -> EnvironmentConfig:
         bom = "starts with a UTF-8 byte order mark, allowed plain UTF-8 (save without BOM)"
         raise ConfigError([f"{shown}: {bom}"])
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{shown}: not valid TOML: {exc}"]) from None
-    return parse_environment(path.stem, shown, data)
+
+
+def load_environment(path: str | Path) -> EnvironmentConfig:
+    """Read and validate config/<env>.toml; raises ConfigError with every problem."""
+    path = Path(path)
+    return parse_environment(path.stem, path.as_posix(), _read_settings(path))
 
 
 def load_environments(paths: list[Path]) -> list[EnvironmentConfig]:
     """Load several files, collecting the problems of all of them before raising. Across
-    files: no two environments may share a project (their resource names would collide)."""
+    files: no two environments may share a project (their resource names would collide),
+    checked on every well-formed project_id, also in files with other problems."""
     envs: list[EnvironmentConfig] = []
     problems: list[str] = []
-    for path in paths:
+    first: dict[str, str] = {}
+    collisions: list[str] = []
+    for path in map(Path, paths):
+        shown = path.as_posix()
         try:
-            envs.append(load_environment(path))
+            data = _read_settings(path)
         except ConfigError as exc:
             problems += exc.problems
-    first: dict[str, EnvironmentConfig] = {}
-    for env in envs:
-        other = first.setdefault(env.project_id, env)
-        if other.source_file != env.source_file:
-            problems.append(
-                f"{env.source_file}: project_id: got {env.project_id!r}, allowed a project not "
-                f"used by another environment ({other.source_file} uses it; resource names "
-                "would collide)"
-            )
+            continue
+        project = data.get("project_id")
+        if isinstance(project, str) and rules.PROJECT_ID.fullmatch(project):
+            other = first.setdefault(project, shown)
+            if other != shown:
+                collisions.append(
+                    f"{shown}: project_id: got {project!r}, allowed a project not used by "
+                    f"another environment ({other} uses it; resource names would collide)"
+                )
+        try:
+            envs.append(parse_environment(path.stem, shown, data))
+        except ConfigError as exc:
+            problems += exc.problems
+    problems += collisions
     if problems:
         raise ConfigError(problems)
     return envs
