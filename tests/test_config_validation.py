@@ -185,6 +185,7 @@ def test_backoff_order_and_instance_order() -> None:
         ({"state_path": "/abs/state"}, "state_path: got '/abs/state', allowed a path relative"),
         ({"labels": {"team": "ML"}}, "labels.team: got 'ML', allowed lowercase"),
         ({"workflows": []}, "workflows: missing, allowed one or more [[workflows]] tables"),
+        ({"workflows": {}}, "workflows: got {}, allowed one or more [[workflows]] tables"),
     ],
 )
 def test_environment_rules(changes: dict[str, Any], message: str) -> None:

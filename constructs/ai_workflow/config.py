@@ -451,9 +451,13 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
     inherited = {p.removeprefix("workflow_defaults.") for p in defaults_problems}
 
     raw_workflows = data.get("workflows", [])
-    if not isinstance(raw_workflows, list) or not raw_workflows:
-        problems.append("workflows: missing, allowed one or more [[workflows]] tables")
+    if not isinstance(raw_workflows, list):
+        problems.append(
+            f"workflows: got {raw_workflows!r}, allowed one or more [[workflows]] tables"
+        )
         raw_workflows = []
+    elif not raw_workflows:
+        problems.append("workflows: missing, allowed one or more [[workflows]] tables")
     workflows: list[WorkflowConfig] = []
     for i, raw in enumerate(raw_workflows):
         workflow = _parse_workflow(f"workflows[{i}].", raw, defaults, inherited, problems)
