@@ -1,4 +1,8 @@
-"""Each validation rule, with its exact message: file, key path, value and what is allowed."""
+"""Each validation rule, with its exact message: file, key path, value and what is allowed.
+
+The rules are exercised on the test-owned copy of the examples (tests/fixtures/config), so
+edits to config/ never change what these tests expect.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from environments import FIXTURE_CONFIG_DIR
 
 from ai_workflow import ConfigError
 from ai_workflow.config import load_environment, load_environments, parse_environment
 
-ROOT = Path(__file__).resolve().parent.parent
-DEV = tomllib.loads((ROOT / "config" / "dev.toml").read_text())
+DEV = tomllib.loads((FIXTURE_CONFIG_DIR / "dev.toml").read_text())
 ROUTE = {"template_uri": "https://europe-west4-kfp.pkg.dev/p/repo/train/latest"}
 
 
@@ -38,7 +42,7 @@ def with_workflow(index: int = 0, **keys: Any) -> dict[str, Any]:
 
 
 def test_examples_are_valid() -> None:
-    envs = load_environments([ROOT / "config" / "dev.toml", ROOT / "config" / "prod.toml"])
+    envs = load_environments([FIXTURE_CONFIG_DIR / "dev.toml", FIXTURE_CONFIG_DIR / "prod.toml"])
     assert [e.name for e in envs] == ["dev", "prod"]
     assert [w.name for w in envs[0].workflows] == ["ingest", "train", "batch-predict"]
     assert envs[0].workflow("train").max_instances == 3  # from [workflow_defaults]
@@ -506,10 +510,10 @@ def test_problems_of_several_files_are_collected(tmp_path: Path) -> None:
 
 
 def test_two_environments_may_not_share_a_project(tmp_path: Path) -> None:
-    dev = (ROOT / "config" / "dev.toml").read_text()
+    dev = (FIXTURE_CONFIG_DIR / "dev.toml").read_text()
     for name in ("dev", "qa", "staging"):
         (tmp_path / f"{name}.toml").write_text(dev)
-    (tmp_path / "prod.toml").write_text((ROOT / "config" / "prod.toml").read_text())
+    (tmp_path / "prod.toml").write_text((FIXTURE_CONFIG_DIR / "prod.toml").read_text())
     paths = [tmp_path / f"{n}.toml" for n in ("dev", "prod", "qa", "staging")]
     with pytest.raises(ConfigError) as caught:
         load_environments(paths)
@@ -522,7 +526,7 @@ def test_two_environments_may_not_share_a_project(tmp_path: Path) -> None:
 
 
 def test_a_shared_project_is_found_even_when_a_file_has_other_problems(tmp_path: Path) -> None:
-    dev = (ROOT / "config" / "dev.toml").read_text()
+    dev = (FIXTURE_CONFIG_DIR / "dev.toml").read_text()
     (tmp_path / "dev.toml").write_text(dev.replace('"europe-west4"', '"europe-wset4"', 1))
     (tmp_path / "qa.toml").write_text(dev)
     with pytest.raises(ConfigError) as caught:
@@ -538,7 +542,7 @@ def test_a_shared_project_is_found_even_when_a_file_has_other_problems(tmp_path:
 
 def test_a_byte_order_mark_is_named(tmp_path: Path) -> None:
     bom = tmp_path / "x.toml"
-    bom.write_bytes(b"\xef\xbb\xbf" + (ROOT / "config" / "dev.toml").read_bytes())
+    bom.write_bytes(b"\xef\xbb\xbf" + (FIXTURE_CONFIG_DIR / "dev.toml").read_bytes())
     with pytest.raises(ConfigError) as caught:
         load_environment(bom)
     assert caught.value.problems == [

@@ -8,12 +8,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from environments import FIXTURE_CONFIG_DIR
 
 from ai_workflow import regions, rules
 from ai_workflow.config import parse_environment
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV = tomllib.loads((ROOT / "config" / "dev.toml").read_text())
+DEV = tomllib.loads((FIXTURE_CONFIG_DIR / "dev.toml").read_text())
 
 
 def test_lists_are_sorted_unique_region_names() -> None:
