@@ -529,7 +529,7 @@ def _graph_problems(raw_workflows: list[Any]) -> list[str]:
     cycles = _cycles(upstream)
     for i, w in tables:
         if i in cycles:
-            # Along the triggers: i publishes to the workflow whose upstream it is, ...
+            # cycles[i] walks up the triggers from i; shown the way events flow.
             names = [rules.key(raw_workflows[k]["name"]) for k in cycles[i]]
             chain = " -> ".join([names[0], *reversed(names[1:]), names[0]])
             problems.append(
