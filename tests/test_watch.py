@@ -1,11 +1,16 @@
 """tools/watch.py: the stack diff (pure), the manifest writer, and one watch round in-process
-(shares the provider import with the rest of the session; no timing assertions)."""
+(shares the provider import with the rest of the session; no timing assertions); Ctrl-C on
+the real watcher as a subprocess."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +181,82 @@ def test_changes_to_the_import_hooks_restart_the_process(name: str) -> None:
     watcher = watch.Watcher(Path("config"), Path("function_src"), Path("out"), Path("constructs"))
     assert watcher.needs_reexec([f"constructs/ai_workflow/{name}"])
     assert not watcher.needs_reexec(["constructs/ai_workflow/stack.py", "config/dev.toml"])
+
+
+SMALLEST_CONFIG = """\
+project_id = "acme-ai-qa"
+region = "europe-west4"
+
+[[workflows]]
+name = "train"
+
+[workflows.routes."model.train"]
+template_uri = "https://europe-west4-kfp.pkg.dev/acme-ai-qa/pipelines/train-model/latest"
+"""
+
+
+def process_group(pgid: int) -> list[int]:
+    """The processes of process group `pgid` (from /proc)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_ctrl_c_stops_the_watcher_with_one_line(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C sends SIGINT to the whole foreground process group. Here it reaches
+    the rest of the group first (the worst order: the jsii kernel, if it were in the group,
+    would die before the watcher's exit handler talks to it), then the watcher: one line,
+    no traceback, exit 0, and the Node kernel ends too."""
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "qa.toml").write_text(SMALLEST_CONFIG)
+    process = subprocess.Popen(
+        [
+            sys.executable, str(ROOT / "tools" / "watch.py"),
+            "--config-dir", str(config), "--outdir", str(tmp_path / "out"),
+            "--source-dir", str(ROOT / "function_src"),
+            "--constructs-dir", str(ROOT / "constructs"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("watching "):
+                break
+        else:
+            raise AssertionError(f"never watching: {process.communicate()}")
+        kernel = children(process.pid)
+        assert kernel, "no jsii kernel child"
+        others = [pid for pid in process_group(process.pid) if pid != process.pid]
+        for pid in others:
+            os.kill(pid, signal.SIGINT)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert "Traceback" not in stderr, stderr
+    assert stderr.splitlines() == ["stopped."], stderr
+    assert process.returncode == 0
+    assert not [pid for pid in kernel if Path(f"/proc/{pid}").exists()], "kernel still running"

@@ -15,18 +15,22 @@ on what changed:
   this process and in Node) re-executes the whole process instead.
 Bad settings print their one-line errors and the previous cdktf.out stays untouched, as with
 `main.py`; the watcher keeps going. Polls file mtimes (stdlib only) every --interval seconds.
+Ctrl-C stops it at any point with one line, `stopped.` (stderr), and exit status 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,7 +302,40 @@ def _describe(changed: set[str]) -> str:
     return ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
 
 
+@contextlib.contextmanager
+def children_in_own_process_group() -> Iterator[None]:
+    """Processes started inside (the jsii kernel, a Node child of this process) get a process
+    group of their own, so a terminal's Ctrl-C reaches only this process. Otherwise Node dies
+    of the same SIGINT, and jsii's exit handler, writing its goodbye to the dead kernel,
+    prints a BrokenPipeError traceback. This way the kernel is stopped by that handler the
+    normal way (and removes its temporary files). It still ends with this process: jsii's
+    kernel exits when its stdin closes."""
+    original = subprocess.Popen
+
+    class Popen(original):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if not kwargs.get("start_new_session"):
+                kwargs.setdefault("process_group", 0)
+            super().__init__(*args, **kwargs)
+
+    subprocess.Popen = Popen  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        subprocess.Popen = original  # type: ignore[misc]
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return watch(argv)
+    except KeyboardInterrupt:
+        # jsii's exit handler still has to stop the kernel: a second Ctrl-C must not cut it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("stopped.", file=sys.stderr, flush=True)
+        return 0
+
+
+def watch(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config-dir", type=Path, default=Path("config"))
     parser.add_argument("--source-dir", type=Path, default=Path("function_src"))
@@ -311,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    importlib.import_module(f"{PACKAGE}.stack")  # the provider import, paid once here
+    with children_in_own_process_group():
+        importlib.import_module(f"{PACKAGE}.stack")  # the provider import, paid once here
     watcher = Watcher(args.config_dir, args.source_dir, args.outdir, args.constructs_dir)
     state = snapshot(watcher.watched_dirs())
     first = watcher.step()
@@ -320,28 +358,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.once:
         return 2 if first.errors else 0
     print(f"watching {', '.join(map(str, watcher.watched_dirs()))} (Ctrl-C to stop)", flush=True)
-    try:
+    while True:
+        time.sleep(args.interval)
+        current = snapshot(watcher.watched_dirs())
+        if current == state:
+            continue
+        # Let an editor finish writing: wait until two polls agree.
         while True:
             time.sleep(args.interval)
-            current = snapshot(watcher.watched_dirs())
-            if current == state:
-                continue
-            # Let an editor finish writing: wait until two polls agree.
-            while True:
-                time.sleep(args.interval)
-                settled = snapshot(watcher.watched_dirs())
-                if settled == current:
-                    break
-                current = settled
-            changed = changed_paths(state, current)
-            state = current
-            if watcher.needs_reexec(changed):
-                print(f"{_describe(changed)} changed: restarting the watcher", flush=True)
-                sys.stdout.flush()
-                os.execv(sys.executable, [sys.executable, *sys.argv])
-            report(watcher.step(changed), f"{_describe(changed)} changed")
-    except KeyboardInterrupt:
-        return 0
+            settled = snapshot(watcher.watched_dirs())
+            if settled == current:
+                break
+            current = settled
+        changed = changed_paths(state, current)
+        state = current
+        if watcher.needs_reexec(changed):
+            print(f"{_describe(changed)} changed: restarting the watcher", flush=True)
+            sys.stdout.flush()
+            os.execv(sys.executable, [sys.executable, *sys.argv])
+        report(watcher.step(changed), f"{_describe(changed)} changed")
 
 
 if __name__ == "__main__":
