@@ -1,13 +1,16 @@
 """Publish one well-formed workflow event (docs/handler.md) to a Pub/Sub topic via REST.
 
-    make publish TOPIC=projects/p/topics/t EVENT=model.train DATA='{"epochs": 5}'
-    .venv/bin/python tools/publish.py --topic projects/p/topics/t --type model.train \
-        --data '{"epochs": 5}' [--correlation-id ID]
+    make publish ENV=dev WORKFLOW=train EVENT=model.train DATA='{"epochs": 5}'
+    make publish TOPIC=projects/my-proj/topics/t EVENT=model.train DATA='{"epochs": 5}'
+    make publish ENV=dev EVENT=data.ready DATA='{}' PUSH=http://127.0.0.1:8080/
+    .venv/bin/python tools/publish.py --topic projects/my-proj/topics/t --type model.train \
+        --data '{"epochs": 5}' [--correlation-id ID] [--push-endpoint URL]
 
 Honours PUBSUB_EMULATOR_HOST (plain HTTP, no credentials) like Google's clients; otherwise
 uses Application Default Credentials against pubsub.googleapis.com. With --push-endpoint URL
-it skips Pub/Sub and POSTs the push envelope a push subscription would send straight to a
-locally served handler (`make run-function`).
+(make: PUSH=URL) it skips Pub/Sub and POSTs the envelope a push subscription would send
+straight to a locally served handler (`make run-function`), and prints the handler's answer:
+exit 0 if the handler acknowledged the message (as Pub/Sub counts it), else 1.
 
 The event is validated with the handler's own code, so what this publishes is what the handler
 accepts. Bad arguments: one line naming the argument, the value and what is allowed; exit 2.
@@ -22,17 +25,26 @@ import os
 import secrets
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "function_src"))
 
 from workflow_handler import events
 from workflow_handler.settings import CLOUD_PLATFORM_SCOPE, PUBSUB_ENDPOINT, TOPIC_RE
 
+REPO = Path(__file__).resolve().parents[1]
 PROG = "publish.py"
 TIMEOUT = 30
+# What a push subscription counts as an acknowledgement (docs/handler.md).
+PUSH_ACK_STATUSES = frozenset({102, 200, 201, 202, 204})
+NO_CREDENTIALS_HINT = (
+    "run `gcloud auth application-default login` (the caller needs roles/pubsub.publisher), "
+    "or set PUBSUB_EMULATOR_HOST=host:port for a Pub/Sub emulator, or deliver to "
+    "`make run-function` instead with PUSH=http://127.0.0.1:8080/ (--push-endpoint)"
+)
 
 
 class UsageError(Exception):
@@ -53,6 +65,15 @@ def _short(value: str, limit: int = 80) -> str:
     return repr(value) if len(value) <= limit else repr(value[: limit - 3] + "...")
 
 
+def _is_utf8(value: str) -> bool:
+    """False for arguments that were not UTF-8 (Python keeps such bytes as lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def build_event(event_type: str, data: str, correlation_id: str | None) -> events.Event:
     """The event from the command-line values, or UsageError naming the bad one."""
     if not events.is_event_type(event_type):
@@ -61,6 +82,8 @@ def build_event(event_type: str, data: str, correlation_id: str | None) -> event
             f"'model.train' ({events.EVENT_TYPE_PATTERN}, at most "
             f"{events.MAX_EVENT_TYPE_LENGTH} characters)"
         )
+    if not _is_utf8(data):
+        raise UsageError(f"--data {_short(data)}: not UTF-8 text; expected a JSON object")
     try:
         payload = events.loads_strict(data)
     except ValueError as exc:
@@ -69,7 +92,9 @@ def build_event(event_type: str, data: str, correlation_id: str | None) -> event
         ) from None
     if not isinstance(payload, dict):
         raise UsageError(f"--data {_short(data)}: expected a JSON object like '{{\"epochs\": 5}}'")
-    if correlation_id is not None and not events.is_correlation_id(correlation_id):
+    if correlation_id is not None and not (
+        _is_utf8(correlation_id) and events.is_correlation_id(correlation_id)
+    ):
         raise UsageError(
             f"--correlation-id {_short(correlation_id)}: expected 1 to "
             f"{events.MAX_CORRELATION_ID_LENGTH} characters without control characters"
@@ -77,13 +102,32 @@ def build_event(event_type: str, data: str, correlation_id: str | None) -> event
     raw = {"type": event_type, "payload": payload}
     if correlation_id is not None:
         raw["correlation_id"] = correlation_id
-    return events.validate_event(raw)
+    event = events.validate_event(raw)
+    try:
+        events.encode_event(event)
+    except UnicodeEncodeError:  # a lone surrogate escape: JSON allows it, UTF-8 cannot
+        raise UsageError(
+            f"--data {_short(data)}: contains a lone surrogate escape (like \\ud800), which "
+            "UTF-8 cannot encode; expected a JSON object of valid Unicode text"
+        ) from None
+    return event
 
 
 def check_topic(topic: str) -> None:
     if not TOPIC_RE.match(topic):
         raise UsageError(
-            f"--topic {_short(topic)}: expected a full topic path projects/<project>/topics/<topic>"
+            f"--topic {_short(topic)}: expected a full topic path "
+            "projects/<project>/topics/<topic> (project: 6-30 of a-z, 0-9, -; "
+            "topic: 3-255 characters, starting with a letter)"
+        )
+
+
+def check_push_endpoint(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"--push-endpoint {_short(url)}: expected an http:// or https:// URL, "
+            "e.g. http://127.0.0.1:8080/ (where `make run-function` serves)"
         )
 
 
@@ -93,9 +137,16 @@ def _session(anonymous: bool) -> Any:
 
         return requests.Session()
     import google.auth
+    import google.auth.exceptions
     from google.auth.transport.requests import AuthorizedSession
 
-    credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    try:
+        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    except google.auth.exceptions.DefaultCredentialsError:
+        raise RuntimeError(
+            f"no Google credentials (Application Default Credentials) to publish with; "
+            f"{NO_CREDENTIALS_HINT}"
+        ) from None
     return AuthorizedSession(credentials)
 
 
@@ -105,15 +156,22 @@ def publish(topic: str, data: bytes, attributes: dict[str, str]) -> str:
     endpoint = f"http://{emulator}" if emulator else PUBSUB_ENDPOINT
     body = {"messages": [{"data": base64.b64encode(data).decode(), "attributes": attributes}]}
     url = f"{endpoint}/v1/{quote(topic, safe='/')}:publish"
-    response = _post(_session(bool(emulator)), url, body)
+    try:
+        response = _post(_session(bool(emulator)), url, body)
+    except _NoConnection as exc:
+        if emulator:
+            hint = f"is a Pub/Sub emulator at PUBSUB_EMULATOR_HOST={emulator}?"
+            raise RuntimeError(f"{exc}; {hint}") from None
+        raise
     try:
         return str(response.json()["messageIds"][0])
     except (ValueError, KeyError, IndexError, TypeError):
         raise RuntimeError(f"unexpected answer from {url}: {response.text[:200]!r}") from None
 
 
-def push(endpoint: str, topic: str, data: bytes, attributes: dict[str, str]) -> str:
-    """POST the envelope a push subscription would send; returns a one-line summary."""
+def push(endpoint: str, topic: str, data: bytes, attributes: dict[str, str]) -> tuple[bool, str]:
+    """POST the envelope a push subscription would send; returns whether the handler
+    acknowledged it, and a one-line summary."""
     import requests
 
     message_id = str(secrets.randbelow(10**15))
@@ -129,8 +187,20 @@ def push(endpoint: str, topic: str, data: bytes, attributes: dict[str, str]) -> 
         "subscription": f"projects/{project}/subscriptions/local-push",
         "deliveryAttempt": 1,
     }
-    response = _post(requests.Session(), endpoint, envelope, accept_any_status=True)
-    return f"message {message_id} -> HTTP {response.status_code} {response.text.strip()[:300]}"
+    try:
+        response = _post(requests.Session(), endpoint, envelope, accept_any_status=True)
+    except _NoConnection as exc:
+        raise RuntimeError(
+            f"{exc}; is the function served there? Start it with "
+            "`make run-function` (PORT=8080 by default) or pass its URL"
+        ) from None
+    acknowledged = response.status_code in PUSH_ACK_STATUSES
+    summary = f"message {message_id} -> HTTP {response.status_code} {response.text.strip()[:300]}"
+    return acknowledged, summary
+
+
+class _NoConnection(RuntimeError):
+    """Nothing answered at the URL (connection refused, unknown host)."""
 
 
 def _post(session: Any, url: str, body: dict[str, Any], accept_any_status: bool = False) -> Any:
@@ -139,6 +209,13 @@ def _post(session: Any, url: str, body: dict[str, Any], accept_any_status: bool 
 
     try:
         response = session.post(url, json=body, timeout=TIMEOUT)
+    except requests.ConnectionError as exc:
+        raise _NoConnection(f"POST {url}: cannot connect ({_reason(exc)})") from None
+    except google.auth.exceptions.RefreshError as exc:
+        raise RuntimeError(
+            f"POST {url}: the Google credentials did not give an access token ({exc}); "
+            f"{NO_CREDENTIALS_HINT}"
+        ) from None
     except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as exc:
         raise RuntimeError(f"POST {url}: {type(exc).__name__}: {exc}") from None
     if not accept_any_status and response.status_code >= 300:
@@ -146,9 +223,21 @@ def _post(session: Any, url: str, body: dict[str, Any], accept_any_status: bool 
     return response
 
 
+def _reason(exc: Exception) -> str:
+    """The innermost cause of a requests error, e.g. `[Errno 111] Connection refused`."""
+    inner = exc.args[0] if exc.args else exc
+    inner = getattr(inner, "reason", inner)  # urllib3's MaxRetryError -> NewConnectionError
+    return str(inner).rsplit(": ", 1)[-1] or type(exc).__name__
+
+
 def topic_from_config(config_dir: Path, env_name: str, workflow: str | None) -> str:
     """The trigger topic of `workflow` in config/<env>.toml, or exit 2 naming the problem."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "constructs"))
+    # ai_workflow's config modules without the package's __init__, which starts the jsii
+    # kernel (a Node process) for synthesis; reading the TOML needs only plain Python.
+    if "ai_workflow" not in sys.modules:
+        package = types.ModuleType("ai_workflow")
+        package.__path__ = [str(REPO / "constructs" / "ai_workflow")]
+        sys.modules["ai_workflow"] = package
     from ai_workflow.config import first_problem, resolve_workflow
     from ai_workflow.errors import ConfigError
 
@@ -169,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--type", required=True, dest="event_type", help="e.g. model.train")
     parser.add_argument("--data", default="{}", help="the payload, a JSON object (default {})")
     parser.add_argument("--correlation-id", help="optional, 1-128 characters")
-    parser.add_argument("--push-endpoint", help="POST a push envelope to this URL instead")
+    parser.add_argument(
+        "--push-endpoint",
+        help="POST the push envelope to this URL (make run-function) instead of publishing",
+    )
     args = parser.parse_args(argv)
     if args.env:
         args.topic = topic_from_config(Path(args.config_dir), args.env, args.workflow)
@@ -178,13 +270,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_topic(args.topic)
         event = build_event(args.event_type, args.data, args.correlation_id)
+        if args.push_endpoint is not None:
+            check_push_endpoint(args.push_endpoint)
     except UsageError as exc:
         _fail(2, str(exc))
     data = events.encode_event(event)
     attributes = events.event_attributes(event)
     try:
-        if args.push_endpoint:
-            print(push(args.push_endpoint, args.topic, data, attributes))
+        if args.push_endpoint is not None:
+            acknowledged, summary = push(args.push_endpoint, args.topic, data, attributes)
+            print(summary)
+            return 0 if acknowledged else 1
         else:
             message_id = publish(args.topic, data, attributes)
             print(f"published {event.type} to {args.topic}: message id {message_id}")

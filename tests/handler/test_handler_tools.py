@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,6 +40,12 @@ BAD_PUBLISH_ARGS = [
     (["--data", '{"x": NaN}'], "--data", "not valid JSON"),
     (["--correlation-id", ""], "--correlation-id ''", "1 to 128 characters"),
     (["--topic", "trigger"], "--topic 'trigger'", "projects/<project>/topics/<topic>"),
+    (["--topic", "projects/my-proj/topics/t"], "--topic", "topic: 3-255 characters"),
+    # Bytes that are not UTF-8 reach Python as lone surrogates; so does a JSON \ud800 escape.
+    (["--data", '{"a": "\udcff"}'], "--data", "not UTF-8 text"),
+    (["--data", '{"a": "\\ud800"}'], "--data", "lone surrogate"),
+    (["--correlation-id", "\udcff"], "--correlation-id", "1 to 128 characters"),
+    (["--push-endpoint", "localhost:8080"], "--push-endpoint 'localhost:8080'", "http://"),
 ]
 
 
@@ -73,6 +80,50 @@ def test_publish_failure_is_one_line(stand_ins: StandIns) -> None:
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith("publish.py: error: POST http://127.0.0.1:")
+    assert "cannot connect" in line and "PUBSUB_EMULATOR_HOST=127.0.0.1:" in line
+
+
+def test_publish_without_credentials_says_what_to_do(tmp_path: Path) -> None:
+    """To real Pub/Sub with no Application Default Credentials: one line naming the ways out
+    (the env has no credentials file, no gcloud config and no metadata server check)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_"))}
+    env.pop("PUBSUB_EMULATOR_HOST", None)
+    env.update(CLOUDSDK_CONFIG=str(tmp_path), HOME=str(tmp_path), NO_GCE_CHECK="True")
+    result = run_tool(
+        "publish.py", "--env", "dev", "--workflow", "ingest", "--type", "data.ready",
+        "--data", '{"day": "2026-11-24"}', env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("publish.py: error: no Google credentials")
+    for way_out in ("gcloud auth application-default login", "PUBSUB_EMULATOR_HOST", "PUSH="):
+        assert way_out in line
+
+
+def test_push_to_nothing_is_one_line() -> None:
+    url = f"http://127.0.0.1:{free_port()}/"  # nobody listens
+    result = run_tool("publish.py", "--push-endpoint", url, "--topic", TRIGGER, "--type", "a.b")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"publish.py: error: POST {url}: cannot connect ([Errno 111] Connection refused); is the "
+        "function served there? Start it with `make run-function` (PORT=8080 by default) or "
+        "pass its URL"
+    ]
+
+
+def test_push_exit_status_is_whether_the_handler_acknowledged(live: Live) -> None:
+    push = ["publish.py", "--push-endpoint", live.server.url, "--topic", TRIGGER]
+    dead_lettered = run_tool(*push, "--type", "no.route")
+    assert dead_lettered.returncode == 0, dead_lettered.stderr  # 200: acknowledged
+    assert '-> HTTP 200 {"outcome": "dead_lettered", "error": "unknown_event_type"}' in (
+        dead_lettered.stdout
+    )
+    live.vertex.fail("create", 503)
+    retried = run_tool(*push, "--type", "model.train")
+    assert retried.returncode == 1  # 503: Pub/Sub would redeliver it
+    assert re.fullmatch(r"message \d+ -> HTTP 503 .*retry.*\n", retried.stdout)
+    assert retried.stderr == ""
 
 
 def test_published_event_is_accepted_by_the_handler(live: Live) -> None:
