@@ -1,5 +1,6 @@
 """The handler's tools: tools/publish.py (the producer), tools/run_function.py (local server)
-and tools/handler_import_time.py (cold-start measurement), each run as a real subprocess."""
+and tools/handler_import_time.py (cold-start measurement), each run as a real subprocess.
+Ctrl-C is sent the way a terminal sends it: SIGINT to the tool's whole process group."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import requests
 from conftest import Live
 from handler_envelopes import make_envelope
 from handler_standins import REPO, StandIns, free_port
@@ -152,42 +153,151 @@ def test_published_event_is_accepted_by_the_handler(live: Live) -> None:
     assert live.results()[0].json["correlation_id"] == "corr-7"
 
 
+class RunFunction:
+    """tools/run_function.py in a process group of its own, as a terminal would start it."""
+
+    def __init__(self, tmp_path: Path, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = tmp_path / "run.log"
+        local = ("PUBSUB_EMULATOR_HOST", "VERTEX_AI_ENDPOINT", "PORT")
+        env = {k: v for k, v in os.environ.items() if k not in local}
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(TOOLS / "run_function.py"), "--port", str(self.port), *args],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.process.poll() is None, self.output()
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.output()}"
+            time.sleep(0.02)
+
+    def ctrl_c(self) -> int:
+        """SIGINT to the process group, as the terminal's Ctrl-C; the exit status."""
+        try:
+            os.killpg(self.process.pid, signal.SIGINT)
+            return self.process.wait(timeout=20)
+        finally:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def test_run_function_serves_the_handler_with_stand_ins(tmp_path: Path) -> None:
-    port = free_port()
-    local = ("PUBSUB_EMULATOR_HOST", "VERTEX_AI_ENDPOINT")
-    env = {k: v for k, v in os.environ.items() if k not in local}
-    log = (tmp_path / "run.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, str(TOOLS / "run_function.py"), "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    log.close()
+    server = RunFunction(tmp_path)
     try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(url, timeout=1)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None, (tmp_path / "run.log").read_text()
-                assert time.monotonic() < deadline, "run_function.py did not start"
-                time.sleep(0.1)
+        server.wait_for("[run-function] serving ")
         result = run_tool(
-            "publish.py", "--push-endpoint", url, "--topic", TRIGGER,
+            "publish.py", "--push-endpoint", server.url, "--topic", TRIGGER,
             "--type", "model.train", "--data", '{"epochs": 2}',
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert "HTTP 200" in result.stdout and '"outcome": "started"' in result.stdout
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
-    output = (tmp_path / "run.log").read_text()
+        server.process.send_signal(signal.SIGTERM)  # SIGTERM stops it like Ctrl-C
+        assert server.process.wait(timeout=20) == 0
+    output = server.output()
+    assert (
+        f"[run-function] serving workflow 'local-workflow' (local defaults, no --env) on "
+        f"{server.url} — routes: model.train, predict.batch\n"
+    ) in output
     assert "pipeline job started" in output
-    assert "local-workflow" in output  # the local defaults were used
+    assert output.endswith("[run-function] stopped.\n")
+
+
+def test_run_function_names_the_workflow_it_serves(tmp_path: Path) -> None:
+    server = RunFunction(tmp_path, "--env", "dev", "--workflow", "train")
+    try:
+        server.wait_for("[run-function] Ctrl-C to stop")
+    finally:
+        assert server.ctrl_c() == 0
+    lines = server.output().splitlines()
+    assert (
+        f"[run-function] serving workflow 'train' of dev (config/dev.toml) on {server.url} "
+        "— routes: model.retrain, model.train"
+    ) in lines
+    assert (
+        "[run-function] deliver an event: make publish ENV=dev WORKFLOW=train EVENT=model.retrain "
+        f"DATA='{{}}' PUSH={server.url}"
+    ) in lines
+
+
+@pytest.mark.parametrize("when", ["serving", "starting"])
+def test_run_function_ctrl_c_is_one_line_and_exit_0(tmp_path: Path, when: str) -> None:
+    """Ctrl-C while serving, or while the Functions Framework is still importing (before
+    gunicorn has signal handlers): one line, no traceback, the server gone, the port free."""
+    server = RunFunction(tmp_path, "--env", "dev")
+    server.wait_for("[run-function] serving " if when == "serving" else "VERTEX_AI_ENDPOINT=")
+    assert server.ctrl_c() == 0
+    output = server.output()
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert output.endswith("[run-function] stopped.\n"), output
+    assert output.count("stopped.") == 1
+    assert port_is_free(server.port)
+
+
+def test_run_function_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_tool("run_function.py", "--port", str(port), "--env", "dev")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    match = re.fullmatch(
+        rf"run_function.py: error: port {port} is in use; set PORT=<free port> "
+        r"\(make run-function PORT=(\d+)\)",
+        line,
+    )
+    assert match is not None, line
+    assert int(match.group(1)) != port
+
+
+BAD_RUN_FUNCTION_ARGS = [
+    (["--port", "abc"], {}, "--port 'abc': expected a port number from 1 to 65535"),
+    (["--port", "0"], {}, "--port '0': expected a port number from 1 to 65535"),
+    (["--port", "65536"], {}, "--port '65536': expected a port number from 1 to 65535"),
+    ([], {"PORT": "80a"}, "PORT '80a': expected a port number from 1 to 65535"),
+    (["--env", "nope"], {}, "--env 'nope': allowed one of dev, prod"),
+    (["--env", "dev", "--workflow", "nope"], {}, "--workflow 'nope': allowed one of ingest,"),
+    (["--workflow", "train"], {}, "--workflow 'train': only allowed together with --env"),
+    (["--host", "no-such-host.invalid"], {}, "--host 'no-such-host.invalid': cannot listen"),
+    (["--bogus"], {}, "unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize(("args", "environ", "message"), BAD_RUN_FUNCTION_ARGS)
+def test_run_function_rejects_bad_arguments_in_one_line(
+    args: list[str], environ: dict[str, str], message: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PORT"} | environ
+    result = run_tool("run_function.py", *args, env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"run_function.py: error: {message}")
 
 
 def test_handler_import_time_reports_json() -> None:
