@@ -67,7 +67,10 @@ def test_invalid_toml_is_one_line(tmp_path: Path) -> None:
 
 
 def test_unknown_environment_and_bad_arguments() -> None:
-    result = run_main("--env", "staging", "--outdir", "/nonexistent/never-written")
+    result = run_main(
+        "--env", "staging", "--config-dir", str(FIXTURE_CONFIG_DIR),
+        "--outdir", "/nonexistent/never-written",
+    )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip() == "error: --env: got 'staging', allowed one of dev, prod"
     result = run_main("--bogus")

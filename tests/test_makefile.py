@@ -33,7 +33,7 @@ def test_help_lists_every_target_with_a_description() -> None:
     assert set(listed) == phony_targets()
     assert all(len(description) > 10 for description in listed.values())
     # Parameters come on the continuation lines, under their target.
-    assert "(ENV=qa or ENV=\"qa dev\": only those" in shown.split("make cdktf-synth")[0]
+    assert '(ENV=qa or ENV="qa dev": only those' in shown.split("make cdktf-synth")[0]
 
 
 def test_bare_make_runs_synth() -> None:

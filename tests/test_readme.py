@@ -18,7 +18,7 @@ from environments import FIXTURE_CONFIG_DIR
 from stack_helpers import resources
 
 from ai_workflow import ConfigError
-from ai_workflow.config import load_environment, parse_environment
+from ai_workflow.config import load_environment, load_environments, parse_environment
 from ai_workflow.source_bundle import build_source_bundle
 from ai_workflow.synth import synth_app
 
@@ -120,3 +120,23 @@ def test_library_snippet_runs_as_shown(tmp_path: Path) -> None:
     assert "b'" not in result.stderr and "end-of-life" not in result.stderr, result.stderr
     stack = json.loads((tmp_path / "cdktf.out" / "stacks" / "qa" / "cdk.tf.json").read_text())
     assert "train_function" in resources(stack, "google_cloudfunctions2_function")
+
+
+def test_runtime_mistakes_example_is_what_synth_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """qa.toml copied from dev.toml: region typo, a chained route deleted, same project."""
+    shown = re.findall(r"^error: (config/qa\.toml: .*)$", README, re.M)
+    assert len(shown) == 3
+    config = tmp_path / "config"
+    config.mkdir()
+    dev = (FIXTURE_CONFIG_DIR / "dev.toml").read_text()
+    (config / "dev.toml").write_text(dev)
+    qa = dev.replace('region = "europe-west4"', 'region = "europe-wset4"')
+    route = qa.index('[workflows.routes."model.train"]')
+    qa = qa[:route] + qa[qa.index('[workflows.routes."model.retrain"]') :]
+    (config / "qa.toml").write_text(qa)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_environments([Path("config/dev.toml"), Path("config/qa.toml")])
+    assert caught.value.problems == shown
