@@ -72,6 +72,7 @@ clean:
 ## run-function: serve function_src/main.py on localhost with the real Functions Framework,
 ##   configured as workflow WORKFLOW (default: the first) of ENV (default: dev)
 ##   (PORT, default 8080; local stand-ins for Pub/Sub and Vertex AI unless the endpoints are set)
+##   Ctrl-C stops it ("[run-function] stopped.", exit 0); a busy PORT is one line, exit 2
 run-function: $(VENV)/.installed
 	$(PY) tools/run_function.py --port "$(or $(PORT),8080)" --env "$(ENV)" \
 		$(if $(WORKFLOW),--workflow "$(WORKFLOW)")
@@ -79,14 +80,18 @@ run-function: $(VENV)/.installed
 ## publish: publish one event: make publish ENV=dev [WORKFLOW=train] EVENT=model.train DATA='{}'
 ##   (or TOPIC=projects/p/topics/t instead of ENV/WORKFLOW)
 ##   (honours PUBSUB_EMULATOR_HOST; CORRELATION_ID optional)
+##   PUSH=http://127.0.0.1:8080/: deliver it to `make run-function` as the push subscription
+##   would, instead of publishing (prints the handler's answer)
 publish: export PUBLISH_TOPIC := $(TOPIC)
 publish: export PUBLISH_EVENT := $(EVENT)
 publish: export PUBLISH_DATA := $(or $(DATA),{})
 publish: export PUBLISH_CORRELATION_ID := $(CORRELATION_ID)
+publish: export PUBLISH_PUSH := $(PUSH)
 publish: $(VENV)/.installed
 	$(PY) tools/publish.py $(if $(TOPIC),--topic "$$PUBLISH_TOPIC",--env "$(ENV)" $(if $(WORKFLOW),--workflow "$(WORKFLOW)")) \
 		--type "$$PUBLISH_EVENT" --data "$$PUBLISH_DATA" \
-		$${PUBLISH_CORRELATION_ID:+--correlation-id "$$PUBLISH_CORRELATION_ID"}
+		$${PUBLISH_CORRELATION_ID:+--correlation-id "$$PUBLISH_CORRELATION_ID"} \
+		$${PUBLISH_PUSH:+--push-endpoint "$$PUBLISH_PUSH"}
 
 ## bench: eager vs lazy provider imports, 1/10/50/100-workflow stacks, handler import time;
 ##   prints a table and writes bench/results.md (RUNS=5 cold processes per variant, ~4 min)
