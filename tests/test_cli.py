@@ -270,11 +270,12 @@ def test_publish_resolves_env_and_workflow_with_one_line_errors() -> None:
 
 def test_outside_the_venv_is_one_line_naming_the_fix() -> None:
     base_python = Path(sys.base_prefix) / "bin" / "python3"
-    probe = subprocess.run([base_python, "-c", "import ai_workflow"], capture_output=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = subprocess.run([base_python, "-c", "import ai_workflow"], capture_output=True, env=env)
     if probe.returncode == 0:
         pytest.skip(f"{base_python} has ai_workflow installed, so it is not outside the venv")
     result = subprocess.run(
-        [base_python, "main.py"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [base_python, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2
     assert result.stderr == (

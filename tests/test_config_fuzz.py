@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from environments import FIXTURE_CONFIG_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -91,7 +92,7 @@ def toml_document(data: dict[str, Any]) -> str:
 
 
 def example(name: str) -> dict[str, Any]:
-    return tomllib.loads((ROOT / "config" / f"{name}.toml").read_text(encoding="utf-8"))
+    return tomllib.loads((FIXTURE_CONFIG_DIR / f"{name}.toml").read_text(encoding="utf-8"))
 
 
 Path_ = tuple[str | int, ...]

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE_DIR = ROOT / "function_src"
+from environments import FIXTURE_CONFIG_DIR, SOURCE_DIR
 
 Tree = dict[str, Any]
 
@@ -35,7 +33,7 @@ def tree(root: Path) -> Tree:
 def envs(*names: str) -> list[Any]:
     from ai_workflow import load_environments
 
-    return load_environments([ROOT / "config" / f"{name}.toml" for name in names])
+    return load_environments([FIXTURE_CONFIG_DIR / f"{name}.toml" for name in names])
 
 
 def existing_output(tmp_path: Path, synth_outdir: Path) -> Path:

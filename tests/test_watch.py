@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from environments import FIXTURE_CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -124,7 +125,7 @@ def test_one_watch_round_resynthesizes_only_the_changed_environment(tmp_path: Pa
     from ai_workflow.synth import synth_environments
 
     config = tmp_path / "config"
-    shutil.copytree(ROOT / "config", config)
+    shutil.copytree(FIXTURE_CONFIG_DIR, config)
     outdir = tmp_path / "cdktf.out"
     watcher = watch.Watcher(config, ROOT / "function_src", outdir, ROOT / "constructs")
 
