@@ -549,3 +549,15 @@ def test_a_byte_order_mark_is_named(tmp_path: Path) -> None:
         f"{bom.as_posix()}: starts with a UTF-8 byte order mark, allowed plain UTF-8 "
         "(save without BOM)"
     ]
+
+
+def test_a_publisher_listed_twice_is_one_line() -> None:
+    data = copy.deepcopy(DEV)
+    member = "serviceAccount:etl@acme-ai-dev.iam.gserviceaccount.com"
+    data["workflows"][0]["publishers"] = [member, "group:ml@example.com", member]
+    with pytest.raises(ConfigError) as caught:
+        parse_environment("dev", "config/dev.toml", data)
+    assert caught.value.problems == [
+        f"config/dev.toml: workflows[0].publishers[2]: got '{member}', allowed each member "
+        "once (publishers[0] already grants it)"
+    ]

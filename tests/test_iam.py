@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -201,3 +202,15 @@ def test_every_grant_is_accounted_for(dev: dict) -> None:
 
 def held_project(stack: dict) -> str:
     return resources(stack, "google_project_service")["api_pubsub"]["project"]
+
+
+def test_publisher_grants_follow_the_member_not_its_position(dev: dict) -> None:
+    grants = resources(dev, "google_pubsub_topic_iam_member")
+    address = (
+        "ingest_trigger_topic_ingest_publisher_"
+        "serviceaccount_data_landing_acme_ai_dev_iam_gserviceaccount_com"
+    )
+    assert grants[address]["member"] == (
+        "serviceAccount:data-landing@acme-ai-dev.iam.gserviceaccount.com"
+    )
+    assert not [name for name in grants if re.search(r"_publisher_\d+$", name)]

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import rules
 from .errors import ConfigError
+from .naming import member_id
 
 DAY_SECONDS = 86_400
 DEFAULT_RESULT_EVENT_TYPE = "workflow.started"
@@ -269,7 +270,16 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
                 rules.EVENT_TYPE,
                 "a dotted lowercase event type such as workflow.started",
             )
+    seen_members: dict[str, int] = {}
     for i, member in enumerate(w.publishers):
+        if isinstance(member, str) and member_id(member) in seen_members:
+            first = seen_members[member_id(member)]
+            p.append(
+                f"{where}publishers[{i}]: got {member!r}, allowed each member once "
+                f"(publishers[{first}] already grants it)"
+            )
+        elif isinstance(member, str):
+            seen_members[member_id(member)] = i
         if member in rules.PUBLIC_MEMBERS:
             p.append(
                 f"{where}publishers[{i}]: got {member!r}, allowed a named principal "

@@ -6,6 +6,7 @@ These names are API: changing one replaces the resource. Service account ids are
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -61,3 +62,10 @@ class WorkflowNames:
 def terraform_id(name: str) -> str:
     """Readable Terraform identifier: hyphens become underscores."""
     return name.replace("-", "_")
+
+
+def member_id(member: str) -> str:
+    """A stable identifier for an IAM member, so a grant's address follows the member, not
+    its position in a list: `serviceAccount:etl@p.iam.gserviceaccount.com` ->
+    `serviceaccount_etl_p_iam_gserviceaccount_com`."""
+    return re.sub(r"[^a-z0-9]+", "_", member.lower()).strip("_")

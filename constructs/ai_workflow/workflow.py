@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .handler_env import handler_environment
 from .handler_function import HandlerFunction, HandlerFunctionProps, service_account
 from .iam import project_role
-from .naming import WorkflowNames
+from .naming import WorkflowNames, member_id
 from .platform import SharedPlatform
 from .push_subscription import PushSubscription, PushSubscriptionProps
 from .topic import EventTopic, EventTopicProps
@@ -53,8 +53,9 @@ class AiWorkflow(Construct):
             )
 
         self.trigger = trigger or topic("trigger_topic", names.trigger_topic)
-        for i, member in enumerate(props.publishers):
-            self.trigger.grant_publish(member, f"{props.name}_publisher_{i}")
+        for member in props.publishers:
+            # Keyed by the member: reordering the list leaves every grant in place.
+            self.trigger.grant_publish(member, f"{props.name}_publisher_{member_id(member)}")
         self.results = topic("results_topic", names.results_topic)
         self.dead_letter = DeadLetterQueue(
             self,
