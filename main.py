@@ -20,12 +20,13 @@ import sys
 from pathlib import Path
 
 try:
-    from ai_workflow import ConfigError, load_environments
+    from ai_workflow_app import ConfigError, load_environments
 except ModuleNotFoundError as missing:
-    if missing.name not in ("ai_workflow", "cdktf", "constructs"):
+    if missing.name not in ("ai_workflow", "ai_workflow_app", "cdktf", "constructs"):
         raise
+    name = "ai_workflow" if missing.name == "ai_workflow_app" else missing.name
     print(
-        f"main.py: {missing.name} is not installed for {sys.executable}; "
+        f"main.py: {name} is not installed for {sys.executable}; "
         "run `make synth` (it installs .venv) or `.venv/bin/python main.py`",
         file=sys.stderr,
     )
@@ -86,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         envs = load_environments(config_files(args.config_dir, args.env))
-        from ai_workflow.synth import OutputError, synth_environments
+        # The app opts in to the synth speed-ups, once the settings are known to be good
+        # (a bad config never starts Node) and before cdktf is imported.
+        import cdktf_fastsynth
+
+        cdktf_fastsynth.enable()
+        from ai_workflow_app.synth import OutputError, synth_environments
 
         # A full synth owns every stack: those without a config any more are stale.
         configured = None if args.env else [env.name for env in envs]

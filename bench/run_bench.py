@@ -59,7 +59,7 @@ WHERE_THE_TIME_GOES = [
     "",
     "- Eager: `require()` of the provider's `lib/index.js` in the jsii Node kernel takes",
     "  ~2.8 s and ~350 MB (all ~1,470 JS submodules), and Python imports all ~1,470",
-    "  `cdktf_cdktf_provider_google.*` modules (~10 s, ~390 MB). `ai_workflow.lazy_provider`",
+    "  `cdktf_cdktf_provider_google.*` modules (~10 s, ~390 MB). `cdktf_fastsynth.lazy_provider`",
     "  makes both sides lazy: a Python import hook, and `lazy_provider_hook.js` preloaded",
     "  into the jsii Node process that turns `exports.x = require(...)` into getters.",
     "- jsii type checks: every generated method calls `typing.get_type_hints()` on a stub",
@@ -68,7 +68,7 @@ WHERE_THE_TIME_GOES = [
     "- Round trips: a workflow costs ~93 synchronous Python -> Node calls (~38 object",
     "  creations, 32 `overrideLogicalId`, 22 property reads); 100 workflows ~9,350.",
     "  jsii's runtime script is a relay: it spawns the real kernel and copies every message",
-    "  between two pairs of pipes, a third process on 2 cores. `ai_workflow.kernel_launch`",
+    "  between two pairs of pipes, a third process on 2 cores. `cdktf_fastsynth.kernel_launch`",
     "  runs the same kernel program on stdin/stdout in one process (`direct_kernel.js`).",
     "- In the kernel, cdktf records a full JS stack trace for every token it creates; with",
     "  V8 formatting the frames that was ~0.9 s of Node CPU per 100 workflows (node",
@@ -183,7 +183,7 @@ def stock_jsii_runtime(root: Path) -> Path:
 
     Passed as JSII_RUNTIME, which kernel_launch leaves alone, it measures the stack with
     the relay kernel and everything else of this project unchanged. (Not shared with
-    kernel_launch: importing ai_workflow here would start a jsii kernel in the driver.)
+    kernel_launch: importing cdktf_fastsynth here would start a jsii kernel in the driver.)
     """
     import jsii._embedded.jsii as embedded
 

@@ -27,10 +27,17 @@ from environments import (
     generated_environment,
 )
 
+import cdktf_fastsynth
+
 # jsii uses the Node 22 that package.json pins, as `make` does.
 _node = ROOT / "node_modules" / ".bin" / "node"
 if _node.exists():
     os.environ.setdefault("JSII_NODE", str(_node))
+
+# The suite synthesizes the way the app does: opted in to the speed-ups, before any test
+# imports cdktf (tests/test_layers.py checks, in fresh processes, that the library alone
+# changes nothing).
+cdktf_fastsynth.enable()
 
 
 def load_stack(outdir: Path, env: str) -> dict[str, Any]:
@@ -38,9 +45,9 @@ def load_stack(outdir: Path, env: str) -> dict[str, Any]:
 
 
 def _synth(config_dir: Path, names: tuple[str, ...], outdir: Path) -> Path:
-    from ai_workflow import load_environments
     from ai_workflow.source_bundle import build_source_bundle
-    from ai_workflow.synth import synth_app
+    from ai_workflow_app import load_environments
+    from ai_workflow_app.synth import synth_app
 
     envs = load_environments([config_dir / f"{name}.toml" for name in names])
     synth_app(envs, build_source_bundle(SOURCE_DIR), outdir)
@@ -68,9 +75,9 @@ def example_stacks(example_outdir: Path) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def scale_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """cdktf.out-like directory holding one `scale` stack of SCALE_WORKFLOWS workflows."""
-    from ai_workflow.config import parse_environment
     from ai_workflow.source_bundle import build_source_bundle
-    from ai_workflow.synth import synth_app
+    from ai_workflow_app.config import parse_environment
+    from ai_workflow_app.synth import synth_app
 
     env = parse_environment("scale", "generated", generated_environment(SCALE_WORKFLOWS))
     outdir = tmp_path_factory.mktemp("cdktf.out-scale")

@@ -231,7 +231,7 @@ template_uri = "https://europe-west4-kfp.pkg.dev/acme-ai-qa/pipelines/train-mode
 
 
 def test_trigger_topic_of_a_chained_workflow_is_the_upstream_results_topic() -> None:
-    from ai_workflow import load_environment
+    from ai_workflow_app import load_environment
 
     env = load_environment(FIXTURE_CONFIG_DIR / "dev.toml")
     assert env.trigger_topic_path("ingest") == "projects/acme-ai-dev/topics/ingest-trigger"

@@ -26,15 +26,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ai_workflow import ConfigError
-from ai_workflow.config import (
+from ai_workflow_app.config import (
     EnvironmentConfig,
     RouteConfig,
     SecretEnvConfig,
     WorkflowConfig,
     WorkflowSettings,
+    literal_handler_environment,
     load_environment,
 )
-from ai_workflow.handler_env import literal_handler_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ("dev", "prod")

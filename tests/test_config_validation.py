@@ -17,7 +17,7 @@ import pytest
 from environments import FIXTURE_CONFIG_DIR
 
 from ai_workflow import ConfigError
-from ai_workflow.config import load_environment, load_environments, parse_environment
+from ai_workflow_app.config import load_environment, load_environments, parse_environment
 
 DEV = tomllib.loads((FIXTURE_CONFIG_DIR / "dev.toml").read_text())
 ROUTE = {"template_uri": "https://europe-west4-kfp.pkg.dev/p/repo/train/latest"}

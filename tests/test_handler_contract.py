@@ -17,8 +17,8 @@ from environments import (
 )
 from stack_helpers import resources
 
-from ai_workflow import load_environment
-from ai_workflow.handler_env import literal_handler_environment
+from ai_workflow_app import load_environment
+from ai_workflow_app.config import literal_handler_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 

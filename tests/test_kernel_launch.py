@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from node_helpers import NODE, needs_node, run_with_preload
 
-from ai_workflow import kernel_launch, lazy_provider
+from cdktf_fastsynth import kernel_launch, lazy_provider
 
 
 def embedded_program() -> str:
@@ -248,7 +248,8 @@ def test_an_unexpected_stack_trace_module_is_kept_with_one_warning_line(tmp_path
 # recorded one, the token's creation stack.
 RESOLUTION_ERROR = """
 import sys, tempfile
-import ai_workflow
+import cdktf_fastsynth
+cdktf_fastsynth.enable()
 import jsii
 from cdktf import App, IStringProducer, Lazy, TerraformOutput, TerraformStack
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from node_helpers import NODE, needs_node, run_with_preload
 
-from ai_workflow import lazy_provider
+from cdktf_fastsynth import lazy_provider
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDER_INIT = (

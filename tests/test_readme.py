@@ -18,9 +18,9 @@ from environments import FIXTURE_CONFIG_DIR
 from stack_helpers import resources
 
 from ai_workflow import ConfigError
-from ai_workflow.config import load_environment, load_environments, parse_environment
 from ai_workflow.source_bundle import build_source_bundle
-from ai_workflow.synth import synth_app
+from ai_workflow_app.config import load_environment, load_environments, parse_environment
+from ai_workflow_app.synth import synth_app
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -11,7 +11,7 @@ import pytest
 from environments import FIXTURE_CONFIG_DIR
 
 from ai_workflow import regions, rules
-from ai_workflow.config import parse_environment
+from ai_workflow_app.config import parse_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = tomllib.loads((FIXTURE_CONFIG_DIR / "dev.toml").read_text())

@@ -31,7 +31,7 @@ def tree(root: Path) -> Tree:
 
 
 def envs(*names: str) -> list[Any]:
-    from ai_workflow import load_environments
+    from ai_workflow_app import load_environments
 
     return load_environments([FIXTURE_CONFIG_DIR / f"{name}.toml" for name in names])
 
@@ -72,7 +72,7 @@ def failing_replace(
 
 
 def synth(outdir: Path, names: tuple[str, ...], configured: list[str] | None = None) -> Any:
-    from ai_workflow.synth import synth_environments
+    from ai_workflow_app.synth import synth_environments
 
     if configured is None:  # the default: keep every other stack
         return synth_environments(envs(*names), SOURCE_DIR, outdir)
@@ -169,7 +169,7 @@ def test_full_synth_removes_only_stale_stacks(tmp_path: Path, synth_outdir: Path
 def test_stack_entry_is_cdktf_format(synth_outdir: Path) -> None:
     import json
 
-    from ai_workflow.synth import stable_stringify, stack_entry
+    from ai_workflow_app.synth import stable_stringify, stack_entry
 
     text = (synth_outdir / "manifest.json").read_text()
     assert json.loads(text)["stacks"]["dev"] == stack_entry("dev")
@@ -207,7 +207,7 @@ def test_full_synth_does_these_renames(
 def test_a_failed_rename_at_any_step_changes_nothing(
     step: int, tmp_path: Path, synth_outdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ai_workflow.synth import OutputError
+    from ai_workflow_app.synth import OutputError
 
     outdir = existing_output(tmp_path, synth_outdir)
     before = tree(tmp_path)
@@ -222,7 +222,7 @@ def test_a_failed_rename_at_any_step_changes_nothing(
 def test_env_failing_before_anything_moved_changes_nothing(
     tmp_path: Path, synth_outdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ai_workflow.synth import OutputError
+    from ai_workflow_app.synth import OutputError
 
     outdir = existing_output(tmp_path, synth_outdir)
     before = tree(tmp_path)
@@ -235,7 +235,7 @@ def test_env_failing_before_anything_moved_changes_nothing(
 def test_when_undoing_fails_too_the_previous_output_is_kept_and_named(
     tmp_path: Path, synth_outdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ai_workflow.synth import OutputError
+    from ai_workflow_app.synth import OutputError
 
     outdir = existing_output(tmp_path, synth_outdir)
     failing_replace(monkeypatch, fail_at=6, and_after=True)  # new prod in, every undo
@@ -249,7 +249,7 @@ def test_when_undoing_fails_too_the_previous_output_is_kept_and_named(
 
 
 def test_an_outdir_under_a_regular_file_is_one_error(tmp_path: Path) -> None:
-    from ai_workflow.synth import OutputError
+    from ai_workflow_app.synth import OutputError
 
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError) as caught:

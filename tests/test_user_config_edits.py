@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from environments import ROOT
 
-from ai_workflow import load_environment
+from ai_workflow_app import load_environment
 
 IN_COPY = "AI_WORKFLOW_IN_PROJECT_COPY"
 

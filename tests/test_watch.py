@@ -121,8 +121,8 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def test_one_watch_round_resynthesizes_only_the_changed_environment(tmp_path: Path) -> None:
-    from ai_workflow import load_environments
-    from ai_workflow.synth import synth_environments
+    from ai_workflow_app import load_environments
+    from ai_workflow_app.synth import synth_environments
 
     config = tmp_path / "config"
     shutil.copytree(FIXTURE_CONFIG_DIR, config)
@@ -180,8 +180,14 @@ def test_one_watch_round_resynthesizes_only_the_changed_environment(tmp_path: Pa
 )
 def test_changes_to_the_import_hooks_restart_the_process(name: str) -> None:
     watcher = watch.Watcher(Path("config"), Path("function_src"), Path("out"), Path("constructs"))
-    assert watcher.needs_reexec([f"constructs/ai_workflow/{name}"])
-    assert not watcher.needs_reexec(["constructs/ai_workflow/stack.py", "config/dev.toml"])
+    assert watcher.needs_reexec([f"constructs/cdktf_fastsynth/{name}"])
+    assert not watcher.needs_reexec(
+        [
+            "constructs/ai_workflow/topic.py",
+            "constructs/ai_workflow_app/stack.py",
+            "config/dev.toml",
+        ]
+    )
 
 
 SMALLEST_CONFIG = """\

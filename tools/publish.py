@@ -25,7 +25,6 @@ import os
 import secrets
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
@@ -232,14 +231,9 @@ def _reason(exc: Exception) -> str:
 
 def topic_from_config(config_dir: Path, env_name: str, workflow: str | None) -> str:
     """The trigger topic of `workflow` in config/<env>.toml, or exit 2 naming the problem."""
-    # ai_workflow's config modules without the package's __init__, which starts the jsii
-    # kernel (a Node process) for synthesis; reading the TOML needs only plain Python.
-    if "ai_workflow" not in sys.modules:
-        package = types.ModuleType("ai_workflow")
-        package.__path__ = [str(REPO / "constructs" / "ai_workflow")]
-        sys.modules["ai_workflow"] = package
-    from ai_workflow.config import first_problem, resolve_workflow
+    # Reading the TOML is plain Python: the settings modules start no jsii kernel (Node).
     from ai_workflow.errors import ConfigError
+    from ai_workflow_app.config import first_problem, resolve_workflow
 
     try:
         env, name = resolve_workflow(config_dir, env_name, workflow)

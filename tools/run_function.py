@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -80,23 +79,16 @@ def local_environment(
     return env
 
 
-def import_config_modules() -> None:
-    """Make `ai_workflow.config` importable without running the package's __init__, which
-    starts the jsii kernel (a Node process) for synthesis. Reading config/<env>.toml needs
-    only the plain-Python modules (config, rules, errors, naming, handler_env)."""
-    if "ai_workflow" not in sys.modules:
-        package = types.ModuleType("ai_workflow")
-        package.__path__ = [str(REPO / "constructs" / "ai_workflow")]
-        sys.modules["ai_workflow"] = package
-
-
 def workflow_environment(config_dir: Path, env_name: str, workflow: str | None) -> dict[str, str]:
     """The env vars the deployed handler of `workflow` in config/<env>.toml gets; exits 2
     with one line naming the problem."""
-    import_config_modules()
-    from ai_workflow.config import first_problem, resolve_workflow
+    # Plain Python: the settings modules start no jsii kernel (Node).
     from ai_workflow.errors import ConfigError
-    from ai_workflow.handler_env import literal_handler_environment
+    from ai_workflow_app.config import (
+        first_problem,
+        literal_handler_environment,
+        resolve_workflow,
+    )
 
     try:
         env, name = resolve_workflow(config_dir, env_name, workflow)

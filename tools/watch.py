@@ -10,9 +10,9 @@ on what changed:
 - config/<env>.toml only: just the environments whose settings changed are synthesized; the
   other stacks are kept as they are on disk (manifest.json is merged the way cdktf writes it);
 - function_src/: every stack (the zip is part of each stack);
-- constructs/ai_workflow/*.py: the ai_workflow modules are dropped from sys.modules and
-  imported again, then every stack; a change to lazy_provider (which hooks imports in
-  this process and in Node) re-executes the whole process instead.
+- constructs/ai_workflow/ or constructs/ai_workflow_app/: those modules are dropped from
+  sys.modules and imported again, then every stack; a change to cdktf_fastsynth (which
+  hooks imports in this process and in Node) re-executes the whole process instead.
 Bad settings print their one-line errors and the previous cdktf.out stays untouched, as with
 `main.py`; the watcher keeps going. Polls file mtimes (stdlib only) every --interval seconds.
 Ctrl-C stops it at any point with one line, `stopped.` (stderr), and exit status 0.
@@ -36,16 +36,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = "ai_workflow"
-# Changing these re-executes the process: they hook imports (Python and Node) and start the
-# jsii kernel, once, at start-up.
-REEXEC_FILES = (
-    "lazy_provider.py",
-    "lazy_provider_hook.js",
-    "kernel_launch.py",
-    "direct_kernel.js",
-    "token_stack_hook.js",
-)
+# The library and the app: reloaded in place when their files change.
+PACKAGES = ("ai_workflow", "ai_workflow_app")
+APP = "ai_workflow_app"
+# Changing this package re-executes the process: it hooks imports (Python and Node) and
+# starts the jsii kernel, once, at start-up.
+FASTSYNTH = "cdktf_fastsynth"
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"}
 
 Snapshot = dict[str, tuple[int, int]]
@@ -120,7 +116,7 @@ def format_diffs(
 
 def stable_stringify(value: Any, level: int = 0) -> str:
     """json-stable-stringify with `{space: 2}`, as cdktf writes manifest.json (synth.py's)."""
-    synth = importlib.import_module(f"{PACKAGE}.synth")
+    synth = importlib.import_module(f"{APP}.synth")
     return str(synth.stable_stringify(value, level))
 
 
@@ -189,8 +185,8 @@ class Watcher:
         return [self.config_dir, self.constructs_dir, self.source_dir]
 
     def needs_reexec(self, changed: Iterable[str]) -> bool:
-        package = self.constructs_dir / PACKAGE
-        return any(Path(p).parent == package and Path(p).name in REEXEC_FILES for p in changed)
+        package = self.constructs_dir / FASTSYNTH
+        return any(Path(p).parent == package for p in changed)
 
     def step(self, changed: Iterable[str] | None = None) -> Result:
         """One re-synth. `changed=None` means everything (the first round)."""
@@ -201,7 +197,7 @@ class Watcher:
         try:
             if paths is not None and any(_under(p, self.constructs_dir) for p in paths):
                 reload_package()
-            config = importlib.import_module(f"{PACKAGE}.config")
+            config = importlib.import_module(f"{APP}.config")
             files = sorted(self.config_dir.glob("*.toml"))
             if not files:
                 raise config.ConfigError([f"{self.config_dir.as_posix()}: no <env>.toml files"])
@@ -235,7 +231,7 @@ class Watcher:
     def _synth(self, envs: Sequence[Any], todo: Sequence[Any], partial: bool) -> None:
         # Only `todo` changed: synth.py replaces just those stacks, keeps the others (with
         # their .terraform/) and merges manifest.json; a stack whose config is gone is removed.
-        synth = importlib.import_module(f"{PACKAGE}.synth")
+        synth = importlib.import_module(f"{APP}.synth")
         synth.synth_environments(
             todo if partial else envs,
             self.source_dir,
@@ -261,26 +257,24 @@ def _error_lines(exc: BaseException) -> list[str]:
 
 
 def reload_package() -> None:
-    """Drop the ai_workflow modules (except lazy_provider, whose hooks are live) and import
-    the package again; on failure the previous modules are put back and the error raised."""
-    old = {
-        name: mod
-        for name, mod in sys.modules.items()
-        if (name == PACKAGE or name.startswith(f"{PACKAGE}."))
-        and name != f"{PACKAGE}.lazy_provider"
-    }
+    """Drop the library and app modules and import them again (cdktf_fastsynth, whose
+    hooks are live, stays); on failure the previous modules are put back and the error
+    raised."""
+    old = {name: mod for name, mod in sys.modules.items() if _reloadable(name)}
     for name in old:
         del sys.modules[name]
     importlib.invalidate_caches()
     try:
-        importlib.import_module(PACKAGE)
-        importlib.import_module(f"{PACKAGE}.stack")
+        importlib.import_module(f"{APP}.stack")
     except BaseException:
-        for name in [n for n in sys.modules if n == PACKAGE or n.startswith(f"{PACKAGE}.")]:
-            if name != f"{PACKAGE}.lazy_provider":
-                del sys.modules[name]
+        for name in [n for n in sys.modules if _reloadable(n)]:
+            del sys.modules[name]
         sys.modules.update(old)
         raise
+
+
+def _reloadable(module: str) -> bool:
+    return any(module == p or module.startswith(f"{p}.") for p in PACKAGES)
 
 
 def report(result: Result, reason: str) -> None:
@@ -349,7 +343,8 @@ def watch(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     with children_in_own_process_group():
-        importlib.import_module(f"{PACKAGE}.stack")  # the provider import, paid once here
+        importlib.import_module(FASTSYNTH).enable()  # opt in, before cdktf is imported
+        importlib.import_module(f"{APP}.stack")  # the provider import, paid once here
     watcher = Watcher(args.config_dir, args.source_dir, args.outdir, args.constructs_dir)
     state = snapshot(watcher.watched_dirs())
     first = watcher.step()

@@ -1,15 +1,15 @@
 """The environment variables the handler reads (docs/handler.md, "Configuration").
 
-One function builds them for both uses: the stack passes Terraform references, and
-`make run-function ENV=<env>` passes the literal names those references resolve to.
+One function builds them for both uses: the workflow construct passes Terraform references,
+and the app's `literal_handler_environment` (`make run-function ENV=<env>`) passes the
+literal names those references resolve to.
 """
 
 from __future__ import annotations
 
 import json
 
-from .config import EnvironmentConfig, WorkflowConfig
-from .naming import WorkflowNames
+from .workflow_config import WorkflowConfig
 
 
 def routes_json(workflow: WorkflowConfig) -> str:
@@ -54,21 +54,3 @@ def handler_environment(
         "MAX_EVENT_AGE_SECONDS": str(workflow.max_event_age_seconds),
         "OUTBOUND_TIMEOUT_SECONDS": str(outbound_timeout_seconds(workflow.ack_deadline_seconds)),
     }
-
-
-def literal_handler_environment(env: EnvironmentConfig, name: str) -> dict[str, str]:
-    """What the deployed function of workflow `name` sees, with names instead of references."""
-    workflow = env.workflow(name)
-    names = WorkflowNames(name)
-    topics = f"projects/{env.project_id}/topics"
-    return handler_environment(
-        workflow,
-        project_id=env.project_id,
-        region=env.region,
-        results_topic=f"{topics}/{names.results_topic}",
-        dead_letter_topic=f"{topics}/{names.dead_letter_topic}",
-        pipeline_root=f"gs://{env.pipeline_root_bucket_name}/{name}",
-        pipeline_service_account=(
-            f"{names.pipeline_account_id}@{env.project_id}.iam.gserviceaccount.com"
-        ),
-    )

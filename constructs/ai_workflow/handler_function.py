@@ -30,10 +30,10 @@ from cdktf_cdktf_provider_google.secret_manager_secret_iam_member import (
 from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from constructs import Construct
 
-from .config import SecretEnvConfig, WorkflowSettings
 from .iam import project_role
 from .naming import WorkflowNames
 from .platform import SharedPlatform
+from .workflow_config import SecretEnvConfig, WorkflowSettings
 
 ENTRY_POINT = "handler"
 

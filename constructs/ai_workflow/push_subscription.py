@@ -22,12 +22,12 @@ from cdktf_cdktf_provider_google.pubsub_subscription_iam_member import (
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
 from constructs import Construct
 
-from .config import WorkflowSettings
 from .dead_letter import DeadLetterQueue
 from .handler_function import HandlerFunction, service_account
 from .naming import WorkflowNames
 from .platform import SharedPlatform
 from .topic import EventTopic
+from .workflow_config import WorkflowSettings
 
 
 @dataclass(frozen=True, kw_only=True)

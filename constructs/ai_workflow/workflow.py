@@ -10,7 +10,6 @@ from cdktf import TerraformOutput
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
 from constructs import Construct
 
-from .config import WorkflowConfig, workflow_problems
 from .dead_letter import DeadLetterQueue, DeadLetterQueueProps
 from .errors import ConfigError
 from .handler_env import handler_environment
@@ -20,6 +19,7 @@ from .naming import WorkflowNames, member_id
 from .platform import SharedPlatform
 from .push_subscription import PushSubscription, PushSubscriptionProps
 from .topic import EventTopic, EventTopicProps
+from .workflow_config import WorkflowConfig, workflow_problems
 
 
 class AiWorkflow(Construct):

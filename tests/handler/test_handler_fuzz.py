@@ -13,6 +13,7 @@ from handler_envelopes import make_envelope, rfc3339
 from handler_standins import _job_problem, _publish_problem, handler_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from workflow_handler import events
 from workflow_handler.app import WorkflowHandler
 from workflow_handler.events import PermanentError

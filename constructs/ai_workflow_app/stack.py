@@ -11,11 +11,12 @@ from cdktf_cdktf_provider_google.provider import GoogleProvider
 from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
 from constructs import Construct
 
-from .bucket import HardenedBucket, HardenedBucketProps
+from ai_workflow.bucket import HardenedBucket, HardenedBucketProps
+from ai_workflow.platform import SharedPlatform
+from ai_workflow.source_bundle import SourceBundle
+from ai_workflow.workflow import AiWorkflow
+
 from .config import EnvironmentConfig, WorkflowConfig
-from .platform import SharedPlatform
-from .source_bundle import SourceBundle
-from .workflow import AiWorkflow
 
 REQUIRED_APIS = (
     "artifactregistry.googleapis.com",

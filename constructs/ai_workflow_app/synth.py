@@ -42,8 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ai_workflow.source_bundle import SourceBundle, build_source_bundle
+
 from .config import EnvironmentConfig
-from .source_bundle import SourceBundle, build_source_bundle
 
 CARRIED_OVER = (".terraform", ".terraform.lock.hcl")
 MANIFEST = "manifest.json"

@@ -1,0 +1,239 @@
+"""What one workflow is made of: its routes, secrets and tunables, and their rules.
+
+These are the props of `AiWorkflow` (see workflow.py). The app's settings loader
+(ai_workflow_app.config) builds them from TOML; the library never reads files.
+Validation collects every problem, one self-contained line each, and skips values that
+are still unresolved tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import rules
+from .naming import member_id
+
+DAY_SECONDS = 86_400
+DEFAULT_RESULT_EVENT_TYPE = "workflow.started"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteConfig:
+    """An event type mapped to a Vertex AI pipeline template."""
+
+    template_uri: str
+    """Artifact Registry KFP template, `https://<region>-kfp.pkg.dev/<project>/<repo>/<name>/<tag>`."""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    """Pipeline parameter defaults; the event payload overrides them. Default: none."""
+    result_event_type: str = DEFAULT_RESULT_EVENT_TYPE
+    """Type of the follow-up event published to the results topic."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretEnvConfig:
+    """An environment variable read from Secret Manager at instance start."""
+
+    secret: str
+    """Secret id in the stack's project."""
+    version: str = "latest"
+    """Secret version. Default: `latest`."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowSettings:
+    """Tunables of one workflow; `[workflow_defaults]` sets them for all workflows."""
+
+    ack_deadline_seconds: int = 20
+    """Push subscription ack deadline, 10..600. Default 20 s. The handler's timeout for
+    each Google API call is derived from it, so its worst case (three calls) answers in time."""
+    min_retry_backoff_seconds: int = 10
+    """Exponential backoff lower bound, 0..600. Default 10 s."""
+    max_retry_backoff_seconds: int = 600
+    """Exponential backoff upper bound, 0..600. Default 600 s."""
+    max_delivery_attempts: int = 5
+    """Deliveries before a message is dead-lettered, 5..100. Default 5."""
+    message_retention_seconds: int = 7 * DAY_SECONDS
+    """Retention on the trigger, results and dead-letter topics, 600..2678400. Default 7 days."""
+    dead_letter_retention_seconds: int = 7 * DAY_SECONDS
+    """How long the dead-letter pull subscription keeps messages, 600..604800. Default 7 days."""
+    max_event_age_seconds: int = DAY_SECONDS
+    """Events published longer ago than this are dropped by the handler. Default 1 day."""
+    runtime: str = "python312"
+    """Cloud Run functions runtime: python312 or python313. Default python312."""
+    available_memory: str = "512Mi"
+    """Memory per instance, e.g. 256Mi or 1Gi. Default 512Mi."""
+    timeout_seconds: int = 60
+    """Request timeout, 1..3600. Default 60 s."""
+    min_instances: int = 0
+    """Warm instances, 0..100. Default 0 (scale to zero)."""
+    max_instances: int = 10
+    """Instance cap, 1..1000. Default 10."""
+    max_instance_request_concurrency: int = 1
+    """Concurrent requests per instance, 1..1000. Default 1; above 1 gets one full vCPU."""
+    vpc_connector: str | None = None
+    """Serverless VPC Access connector id for egress. Default: none (no VPC egress)."""
+    vpc_egress: str = "PRIVATE_RANGES_ONLY"
+    """PRIVATE_RANGES_ONLY or ALL_TRAFFIC; only used with vpc_connector."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Extra labels on this workflow's resources, merged over the environment's labels."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowConfig(WorkflowSettings):
+    """One workflow: trigger topic -> push subscription -> handler -> results topic."""
+
+    name: str
+    """2..24 lowercase letters, digits and hyphens; prefixes every resource name."""
+    routes: dict[str, RouteConfig]
+    """Event type -> Vertex AI pipeline. At least one."""
+    description: str = ""
+    """Free text, used in resource descriptions."""
+    trigger: str | None = None
+    """Name of another workflow whose results topic triggers this one (chaining).
+    Default: the workflow gets a trigger topic of its own."""
+    publishers: tuple[str, ...] = ()
+    """IAM members granted roles/pubsub.publisher on the trigger topic. Default: none."""
+    subscription_filter: str = ""
+    """Pub/Sub filter on the push subscription, e.g. `attributes.event_type = "model.train"`.
+    Default: deliver everything."""
+    secret_env: dict[str, SecretEnvConfig] = field(default_factory=dict)
+    """Environment variables from Secret Manager. Default: none."""
+
+
+def settings_problems(where: str, s: WorkflowSettings) -> list[str]:
+    """Range and format rules for the tunables (the props validation table)."""
+    p: list[str] = []
+    p += rules.integer_in_range(f"{where}ack_deadline_seconds", s.ack_deadline_seconds, 10, 600)
+    backoff = rules.integer_in_range(
+        f"{where}min_retry_backoff_seconds", s.min_retry_backoff_seconds, 0, 600
+    ) + rules.integer_in_range(
+        f"{where}max_retry_backoff_seconds", s.max_retry_backoff_seconds, 0, 600
+    )
+    p += backoff
+    if (
+        not backoff
+        and not rules.is_token(s.min_retry_backoff_seconds)
+        and s.min_retry_backoff_seconds > s.max_retry_backoff_seconds
+    ):
+        p.append(
+            f"{where}min_retry_backoff_seconds: got {s.min_retry_backoff_seconds}, allowed at "
+            f"most max_retry_backoff_seconds ({s.max_retry_backoff_seconds})"
+        )
+    p += rules.integer_in_range(f"{where}max_delivery_attempts", s.max_delivery_attempts, 5, 100)
+    p += rules.integer_in_range(
+        f"{where}message_retention_seconds", s.message_retention_seconds, 600, 31 * DAY_SECONDS
+    )
+    p += rules.integer_in_range(
+        f"{where}dead_letter_retention_seconds",
+        s.dead_letter_retention_seconds,
+        600,
+        7 * DAY_SECONDS,
+    )
+    p += rules.integer_in_range(
+        f"{where}max_event_age_seconds", s.max_event_age_seconds, 60, 31 * DAY_SECONDS
+    )
+    p += rules.one_of(f"{where}runtime", s.runtime, rules.SUPPORTED_RUNTIMES)
+    p += rules.matches(
+        f"{where}available_memory", s.available_memory, rules.MEMORY, "a size like 256Mi or 1Gi"
+    )
+    p += rules.integer_in_range(f"{where}timeout_seconds", s.timeout_seconds, 1, 3600)
+    instances = rules.integer_in_range(f"{where}max_instances", s.max_instances, 1, 1000)
+    instances += rules.integer_in_range(f"{where}min_instances", s.min_instances, 0, 100)
+    p += instances
+    if not instances and s.min_instances > s.max_instances:
+        p.append(
+            f"{where}min_instances: got {s.min_instances}, allowed at most max_instances "
+            f"({s.max_instances})"
+        )
+    p += rules.integer_in_range(
+        f"{where}max_instance_request_concurrency", s.max_instance_request_concurrency, 1, 1000
+    )
+    if s.vpc_connector is not None and not isinstance(s.vpc_connector, str):
+        p.append(f"{where}vpc_connector: got {s.vpc_connector!r}, allowed a connector id")
+    p += rules.one_of(f"{where}vpc_egress", s.vpc_egress, rules.VPC_EGRESS)
+    p += rules.labels(f"{where}labels", s.labels)
+    return p
+
+
+def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
+    """Rules for one workflow's props, including its settings."""
+    p = rules.matches(
+        f"{where}name",
+        w.name,
+        rules.WORKFLOW_NAME,
+        "2..24 lowercase letters, digits and hyphens, starting with a letter "
+        "(it prefixes topic, function and service account names)",
+    )
+    p += settings_problems(where, w)
+    if not isinstance(w.routes, dict) or not w.routes:
+        p.append(f"{where}routes: got {w.routes!r}, allowed at least one event type route")
+    else:
+        for event_type, route in w.routes.items():
+            at = f"{where}routes.{rules.key(event_type)}"
+            p += rules.matches(
+                at,
+                event_type,
+                rules.EVENT_TYPE,
+                "a dotted lowercase event type such as model.train",
+            )
+            p += rules.template_uri(f"{at}.template_uri", route.template_uri)
+            if not isinstance(route.parameters, dict):
+                p.append(f"{at}.parameters: got {route.parameters!r}, allowed a table")
+            else:
+                p += rules.json_value(f"{at}.parameters", route.parameters)
+            p += rules.matches(
+                f"{at}.result_event_type",
+                route.result_event_type,
+                rules.EVENT_TYPE,
+                "a dotted lowercase event type such as workflow.started",
+            )
+    seen_members: dict[str, int] = {}
+    for i, member in enumerate(w.publishers):
+        if isinstance(member, str) and member_id(member) in seen_members:
+            first = seen_members[member_id(member)]
+            p.append(
+                f"{where}publishers[{i}]: got {member!r}, allowed each member once "
+                f"(publishers[{first}] already grants it)"
+            )
+        elif isinstance(member, str):
+            seen_members[member_id(member)] = i
+        if member in rules.PUBLIC_MEMBERS:
+            p.append(
+                f"{where}publishers[{i}]: got {member!r}, allowed a named principal "
+                "(public publishers are never allowed)"
+            )
+        else:
+            p += rules.matches(
+                f"{where}publishers[{i}]",
+                member,
+                rules.IAM_MEMBER,
+                "an IAM member such as serviceAccount:producer@proj.iam.gserviceaccount.com",
+            )
+    if not isinstance(w.description, str) and not rules.is_token(w.description):
+        p.append(f"{where}description: got {w.description!r}, allowed text")
+    if not isinstance(w.subscription_filter, str) or len(w.subscription_filter) > 256:
+        p.append(
+            f"{where}subscription_filter: got {w.subscription_filter!r}, "
+            "allowed a Pub/Sub filter of at most 256 characters"
+        )
+    for var, secret in w.secret_env.items():
+        p += rules.matches(
+            f"{where}secret_env.{rules.key(var)}",
+            var,
+            rules.ENV_VAR_NAME,
+            "an upper-case environment variable name",
+        )
+        p += rules.matches(
+            f"{where}secret_env.{rules.key(var)}.secret",
+            secret.secret,
+            rules.SECRET_ID,
+            "a Secret Manager secret id (letters, digits, - and _)",
+        )
+        p += rules.matches(
+            f"{where}secret_env.{rules.key(var)}.version",
+            secret.version,
+            rules.SECRET_VERSION,
+            "'latest' or a version number as a string, such as '3'",
+        )
+    return p
