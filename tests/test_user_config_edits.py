@@ -1,8 +1,9 @@
 """A team's first edits to config/ never turn the suite red.
 
-A copy of the project gets the README's smallest example as config/qa.toml and a 4th
-workflow chained onto dev's last one, exactly as the README suggests; then the whole pytest
-suite runs in that copy and must pass. (Inside the copy this test does not run again.)
+A copy of the project gets the README's smallest example as config/qa.toml and one more
+workflow chained onto dev's last one (a 4th, with the shipped config), as the README
+suggests; then the whole pytest suite runs in that copy and must pass. (Inside the copy
+this test does not run again.)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,16 +22,25 @@ from environments import ROOT
 from ai_workflow_app import load_environment
 
 IN_COPY = "AI_WORKFLOW_IN_PROJECT_COPY"
+CHAINED = "chained-check"
 
-FOURTH_WORKFLOW = """
-[[workflows]]
-name = "evaluate"
-description = "Scores the batch predictions against ground truth"
-trigger = "batch-predict"
 
-[workflows.routes."workflow.started"]
-template_uri = "https://europe-west4-kfp.pkg.dev/acme-ai-dev/pipelines/evaluate/latest"
-"""
+def chained_workflow(dev_toml: str) -> str:
+    """A new workflow chained onto the last one in `dev_toml`, routing what it publishes
+    (what the README's "Adding a workflow" asks of a chained workflow)."""
+    last = tomllib.loads(dev_toml)["workflows"][-1]
+    published = sorted(
+        {route.get("result_event_type", "workflow.started") for route in last["routes"].values()}
+    )
+    routes = "".join(
+        f'\n[workflows.routes."{event_type}"]\n'
+        f'template_uri = "https://europe-west4-kfp.pkg.dev/acme-ai-dev/pipelines/chained/v1"\n'
+        for event_type in published
+    )
+    return (
+        f'\n[[workflows]]\nname = "{CHAINED}"\ntrigger = "{last["name"]}"\n'
+        f'description = "Reacts to {last["name"]}"\n{routes}'
+    )
 
 
 def project_files() -> list[str]:
@@ -64,7 +75,7 @@ def test_suite_passes_with_the_readme_example_and_a_fourth_workflow(tmp_path: Pa
     assert smallest is not None, "README lost its smallest example"
     (project / "config" / "qa.toml").write_text(smallest.group(1))
     dev = project / "config" / "dev.toml"
-    dev.write_text(dev.read_text() + FOURTH_WORKFLOW)
+    dev.write_text(dev.read_text() + chained_workflow(dev.read_text()))
 
     env = {
         **os.environ,
@@ -84,7 +95,7 @@ def test_suite_passes_with_the_readme_example_and_a_fourth_workflow(tmp_path: Pa
     assert result.returncode == 0, tail
     assert re.search(r"^\d+ passed", result.stdout.splitlines()[-1]), tail
     # The edits really were picked up: 4 dev workflows, and the invariant tests ran on qa.
-    assert [w.name for w in load_environment(dev).workflows][-1] == "evaluate"
+    assert [w.name for w in load_environment(dev).workflows][-1] == CHAINED
     listed = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/test_terraform.py"],
         cwd=project,
