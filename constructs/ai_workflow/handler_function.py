@@ -7,9 +7,11 @@ push service account) may call it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_google.artifact_registry_repository_iam_member import (
     ArtifactRegistryRepositoryIamMember,
 )
@@ -30,23 +32,49 @@ from cdktf_cdktf_provider_google.secret_manager_secret_iam_member import (
 from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from constructs import Construct
 
+from . import rules
+from .bucket import HardenedBucket
+from .errors import ConfigError
 from .iam import project_role
 from .naming import WorkflowNames
-from .platform import SharedPlatform
-from .workflow_config import SecretEnvConfig, WorkflowSettings
+from .workflow_config import SecretEnvConfig, WorkflowSettings, settings_problems
 
 ENTRY_POINT = "handler"
 
 
 @dataclass(frozen=True, kw_only=True)
 class HandlerFunctionProps:
-    names: WorkflowNames
-    description: str
-    settings: WorkflowSettings
-    environment: dict[str, str]
-    """Plain environment variables: topic names and routes, never secrets."""
+    name: str
+    """Workflow name, 2..24 lowercase letters, digits and hyphens. Names the function
+    (`<name>-handler`), its identities (`<name>-run`, `<name>-build`) and addresses."""
+    project_id: str
+    region: str
+    source_bucket: HardenedBucket
+    """Bucket holding the handler zip; the build identity gets objectViewer on it."""
+    source_object_name: str
+    """The zip's object name (content-addressed, see source_bundle)."""
+    docker_repository_id: str
+    """Artifact Registry repository the build identity pushes the function image to."""
+    settings: WorkflowSettings = field(default_factory=WorkflowSettings)
+    """Runtime, memory, timeout, instances, concurrency and VPC egress. Default: the
+    WorkflowSettings defaults (python312, 512Mi, 60 s, 0..10 instances, concurrency 1)."""
+    environment: dict[str, str] = field(default_factory=dict)
+    """Plain environment variables: topic names and routes, never secrets. Default: none."""
     secret_env: dict[str, SecretEnvConfig] = field(default_factory=dict)
+    """Variables read from Secret Manager; the runtime identity gets accessor on each
+    secret. Default: none."""
     labels: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    """Default: `Event handler of workflow <name>`."""
+    depends_on: Sequence[ITerraformDependable] = ()
+    """What the function must wait for besides its own grants (enabled APIs). Default:
+    nothing."""
+
+
+def handler_function_problems(props: HandlerFunctionProps) -> list[str]:
+    return rules.matches(
+        "name", props.name, rules.WORKFLOW_NAME, "2..24 lowercase letters, digits and hyphens"
+    ) + settings_problems("", props.settings)
 
 
 class Identity:
@@ -87,13 +115,14 @@ def service_account(scope: Construct, logical_id: str, account_id: str, purpose:
 
 
 class HandlerFunction(Construct):
-    def __init__(
-        self, scope: Construct, id: str, props: HandlerFunctionProps, platform: SharedPlatform
-    ):
+    def __init__(self, scope: Construct, id: str, props: HandlerFunctionProps):
         super().__init__(scope, id)
-        names, s = props.names, props.settings
+        problems = handler_function_problems(props)
+        if problems:
+            raise ConfigError(problems)
+        names, s = WorkflowNames(props.name), props.settings
         self._names = names
-        self._project = platform.project_id
+        self._project = props.project_id
         self.runtime_account = service_account(
             self,
             names.logical_id("runtime_sa"),
@@ -110,7 +139,7 @@ class HandlerFunction(Construct):
         image_writer = ArtifactRegistryRepositoryIamMember(
             self,
             "build_image_writer",
-            repository=platform.docker_repository_id,
+            repository=props.docker_repository_id,
             role="roles/artifactregistry.writer",
             member=build_member,
         )
@@ -118,14 +147,14 @@ class HandlerFunction(Construct):
         build_grants = [
             project_role(
                 self,
-                names,
                 "build_log_writer",
-                project=platform.project_id,
+                prefix=names.workflow,
+                project=props.project_id,
                 role="roles/logging.logWriter",
                 member=build_member,
             ),
             image_writer,
-            platform.source_bucket.grant(
+            props.source_bucket.grant(
                 build_member,
                 "roles/storage.objectViewer",
                 f"{names.logical_id('build_source_reader')}",
@@ -138,7 +167,7 @@ class HandlerFunction(Construct):
             grant = SecretManagerSecretIamMember(
                 self,
                 f"secret_{var.lower()}",
-                project=platform.project_id,
+                project=props.project_id,
                 secret_id=secret.secret,
                 role="roles/secretmanager.secretAccessor",
                 member=self.runtime_account.member,
@@ -148,7 +177,7 @@ class HandlerFunction(Construct):
             secret_vars.append(
                 Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables(
                     key=var,
-                    project_id=platform.project_id,
+                    project_id=props.project_id,
                     secret=secret.secret,
                     version=secret.version,
                 )
@@ -159,18 +188,18 @@ class HandlerFunction(Construct):
             self,
             "function",
             name=names.function,
-            location=platform.region,
+            location=props.region,
             description=props.description or f"Event handler of workflow {names.workflow}",
             labels=props.labels,
             build_config=Cloudfunctions2FunctionBuildConfig(
                 runtime=s.runtime,
                 entry_point=ENTRY_POINT,
                 service_account=self.build_account.id,
-                docker_repository=platform.docker_repository_id,
+                docker_repository=props.docker_repository_id,
                 source=Cloudfunctions2FunctionBuildConfigSource(
                     storage_source=Cloudfunctions2FunctionBuildConfigSourceStorageSource(
-                        bucket=platform.source_bucket.name,
-                        object=platform.source_object_name,
+                        bucket=props.source_bucket.name,
+                        object=props.source_object_name,
                     )
                 ),
             ),
@@ -189,7 +218,7 @@ class HandlerFunction(Construct):
                 vpc_connector=s.vpc_connector,
                 vpc_connector_egress_settings=s.vpc_egress if s.vpc_connector else None,
             ),
-            depends_on=[*platform.function_dependencies, *build_grants, *secret_grants],
+            depends_on=[*props.depends_on, *build_grants, *secret_grants],
         )
         self.function.override_logical_id(names.logical_id("function"))
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
 from constructs import Construct
 
-from .naming import WorkflowNames
+from .naming import terraform_id
 
 
 def project_role(
-    scope: Construct, names: WorkflowNames, grant: str, *, project: str, role: str, member: str
+    scope: Construct, grant: str, *, prefix: str, project: str, role: str, member: str
 ) -> ProjectIamMember:
-    """`role` for `member` on `project`, addressed as google_project_iam_member.<wf>_<grant>."""
+    """`role` for `member` on `project`, addressed as
+    google_project_iam_member.<prefix>_<grant>."""
     resource = ProjectIamMember(scope, grant, project=project, role=role, member=member)
-    resource.override_logical_id(names.logical_id(grant))
+    resource.override_logical_id(terraform_id(f"{prefix}_{grant}"))
     return resource

@@ -6,104 +6,142 @@ policy, none of which Terraform can set on an Eventarc-managed subscription.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cdktf_cdktf_provider_google.pubsub_subscription import (
     PubsubSubscription,
-    PubsubSubscriptionDeadLetterPolicy,
     PubsubSubscriptionExpirationPolicy,
     PubsubSubscriptionPushConfig,
     PubsubSubscriptionPushConfigOidcToken,
     PubsubSubscriptionRetryPolicy,
 )
-from cdktf_cdktf_provider_google.pubsub_subscription_iam_member import (
-    PubsubSubscriptionIamMember,
-)
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
 from constructs import Construct
 
-from .dead_letter import DeadLetterQueue
+from . import rules
+from .dead_letter import DeadLetterQueue, DeadLetterQueueProps
+from .errors import ConfigError
 from .handler_function import HandlerFunction, service_account
 from .naming import WorkflowNames
-from .platform import SharedPlatform
 from .topic import EventTopic
-from .workflow_config import WorkflowSettings
+
+WEEK_SECONDS = 604_800
 
 
 @dataclass(frozen=True, kw_only=True)
 class PushSubscriptionProps:
-    names: WorkflowNames
-    settings: WorkflowSettings
-    subscription_filter: str
-    labels: dict[str, str]
+    name: str
+    """Workflow name: names the subscription (`<name>-push`), its push identity
+    (`<name>-push`) and addresses."""
+    topic: EventTopic
+    """The topic to subscribe to (a workflow's trigger, or another's results topic)."""
+    handler: HandlerFunction
+    """Where to push; the push identity gets roles/run.invoker on it and nothing else."""
+    pubsub_service_agent: str
+    """IAM member of the project's Pub/Sub service agent, which mints the OIDC tokens."""
+    dead_letter: DeadLetterQueue | None = None
+    """An existing dead-letter queue. Give this or `dead_letter_props`, not both."""
+    dead_letter_props: DeadLetterQueueProps | None = None
+    """Props for a new dead-letter queue, created inside this construct. Default: none
+    (then `dead_letter` is required: every push subscription dead-letters)."""
+    ack_deadline_seconds: int = 20
+    """10..600. Default 20 s."""
+    min_retry_backoff_seconds: int = 10
+    """Exponential backoff lower bound, 0..600. Default 10 s."""
+    max_retry_backoff_seconds: int = 600
+    """Exponential backoff upper bound, 0..600. Default 600 s."""
+    max_delivery_attempts: int = 5
+    """Deliveries before a message is dead-lettered, 5..100. Default 5."""
+    message_retention_seconds: int = WEEK_SECONDS
+    """Unacked messages are kept this long, at most 7 days (longer values are capped).
+    Default 7 days."""
+    subscription_filter: str = ""
+    """Pub/Sub filter. Default: deliver everything."""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def push_subscription_problems(props: PushSubscriptionProps) -> list[str]:
+    p = rules.matches(
+        "name", props.name, rules.WORKFLOW_NAME, "2..24 lowercase letters, digits and hyphens"
+    )
+    if (props.dead_letter is None) == (props.dead_letter_props is None):
+        p.append(
+            "dead_letter: give either an existing DeadLetterQueue or dead_letter_props, exactly one"
+        )
+    p += rules.integer_in_range("ack_deadline_seconds", props.ack_deadline_seconds, 10, 600)
+    backoff = rules.integer_in_range(
+        "min_retry_backoff_seconds", props.min_retry_backoff_seconds, 0, 600
+    ) + rules.integer_in_range("max_retry_backoff_seconds", props.max_retry_backoff_seconds, 0, 600)
+    p += backoff
+    if (
+        not backoff
+        and not rules.is_token(props.min_retry_backoff_seconds)
+        and props.min_retry_backoff_seconds > props.max_retry_backoff_seconds
+    ):
+        p.append(
+            f"min_retry_backoff_seconds: got {props.min_retry_backoff_seconds}, allowed at most "
+            f"max_retry_backoff_seconds ({props.max_retry_backoff_seconds})"
+        )
+    p += rules.integer_in_range("max_delivery_attempts", props.max_delivery_attempts, 5, 100)
+    return p
 
 
 class PushSubscription(Construct):
     """Push with an OIDC token of a push-only service account, retry and dead-lettering."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        id: str,
-        props: PushSubscriptionProps,
-        *,
-        trigger: EventTopic,
-        handler: HandlerFunction,
-        dead_letter: DeadLetterQueue,
-        platform: SharedPlatform,
-    ):
+    def __init__(self, scope: Construct, id: str, props: PushSubscriptionProps):
         super().__init__(scope, id)
-        names, s = props.names, props.settings
+        problems = push_subscription_problems(props)
+        if problems:
+            raise ConfigError(problems)
+        names = WorkflowNames(props.name)
+        if props.dead_letter is not None:
+            self.dead_letter = props.dead_letter
+        else:
+            assert props.dead_letter_props is not None  # checked above
+            self.dead_letter = DeadLetterQueue(self, "dead_letter", props.dead_letter_props)
         self.push_account = service_account(
             self,
             names.logical_id("push_sa"),
             names.push_account_id,
             f"Pub/Sub push identity that may invoke the {names.workflow} handler only",
         )
-        self.invoker = handler.grant_invoke(self.push_account.member, "push_invoker")
+        self.invoker = props.handler.grant_invoke(self.push_account.member, "push_invoker")
         # The Pub/Sub service agent mints the OIDC tokens of the push SA.
         self.agent_token_creator = ServiceAccountIamMember(
             self,
             "agent_token_creator",
             service_account_id=self.push_account.name,
             role="roles/iam.serviceAccountTokenCreator",
-            member=platform.pubsub_service_agent,
+            member=props.pubsub_service_agent,
         )
         self.agent_token_creator.override_logical_id(names.logical_id("pubsub_agent_token_creator"))
+        uri = props.handler.uri
         self.subscription = PubsubSubscription(
             self,
             "subscription",
             name=names.push_subscription,
-            topic=trigger.id,
-            ack_deadline_seconds=s.ack_deadline_seconds,
-            message_retention_duration=f"{min(s.message_retention_seconds, 604_800)}s",
+            topic=props.topic.id,
+            ack_deadline_seconds=props.ack_deadline_seconds,
+            message_retention_duration=f"{min(props.message_retention_seconds, WEEK_SECONDS)}s",
             retain_acked_messages=False,
             filter=props.subscription_filter or None,
             labels=props.labels,
             expiration_policy=PubsubSubscriptionExpirationPolicy(ttl=""),
             retry_policy=PubsubSubscriptionRetryPolicy(
-                minimum_backoff=f"{s.min_retry_backoff_seconds}s",
-                maximum_backoff=f"{s.max_retry_backoff_seconds}s",
+                minimum_backoff=f"{props.min_retry_backoff_seconds}s",
+                maximum_backoff=f"{props.max_retry_backoff_seconds}s",
             ),
-            dead_letter_policy=PubsubSubscriptionDeadLetterPolicy(
-                dead_letter_topic=dead_letter.topic.id,
-                max_delivery_attempts=s.max_delivery_attempts,
-            ),
+            dead_letter_policy=self.dead_letter.policy(props.max_delivery_attempts),
             push_config=PubsubSubscriptionPushConfig(
-                push_endpoint=handler.uri,
+                push_endpoint=uri,
                 oidc_token=PubsubSubscriptionPushConfigOidcToken(
-                    service_account_email=self.push_account.email, audience=handler.uri
+                    service_account_email=self.push_account.email, audience=uri
                 ),
             ),
-            depends_on=[self.invoker, self.agent_token_creator, dead_letter.agent_publish],
+            depends_on=[self.invoker, self.agent_token_creator, self.dead_letter.agent_publish],
         )
         self.subscription.override_logical_id(names.logical_id("push_subscription"))
-        # The service agent acknowledges dead-lettered messages on this subscription.
-        self.agent_subscriber = PubsubSubscriptionIamMember(
-            self,
-            "agent_subscriber",
-            subscription=self.subscription.name,
-            role="roles/pubsub.subscriber",
-            member=platform.pubsub_service_agent,
+        self.agent_subscriber = self.dead_letter.allow_forwarding_from(
+            self, self.subscription, names.logical_id("pubsub_agent_subscriber")
         )
-        self.agent_subscriber.override_logical_id(names.logical_id("pubsub_agent_subscriber"))

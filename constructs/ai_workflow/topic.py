@@ -13,7 +13,7 @@ from constructs import Construct
 
 from . import rules
 from .errors import ConfigError
-from .naming import terraform_id
+from .naming import member_id, terraform_id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,10 +58,15 @@ class EventTopic(Construct):
     def name(self) -> str:
         return self.topic.name
 
-    def grant_publish(self, member: str, grant_id: str) -> PubsubTopicIamMember:
-        """roles/pubsub.publisher for `member` on this topic only."""
+    def grant_publish(self, member: str, grant_id: str | None = None) -> PubsubTopicIamMember:
+        """roles/pubsub.publisher for `member` on this topic only. The grant's address is
+        `<topic>_<grant_id>`; default grant id: `publisher_<member>`, so it follows the
+        member, never a position in a list."""
+        grant_id = grant_id or f"publisher_{member_id(member)}"
         if member in rules.PUBLIC_MEMBERS:
             raise ConfigError([f"{grant_id}: got {member!r}, allowed a named principal"])
+        if self.node.try_find_child(grant_id) is not None:
+            raise ConfigError([f"{grant_id}: got {member!r}, which already has this grant"])
         grant = PubsubTopicIamMember(
             self, grant_id, topic=self.name, role="roles/pubsub.publisher", member=member
         )

@@ -6,38 +6,65 @@ topic as its trigger.
 
 from __future__ import annotations
 
-from cdktf import TerraformOutput
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cdktf import ITerraformDependable, TerraformOutput
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
 from constructs import Construct
 
+from .bucket import HardenedBucket
 from .dead_letter import DeadLetterQueue, DeadLetterQueueProps
 from .errors import ConfigError
 from .handler_env import handler_environment
 from .handler_function import HandlerFunction, HandlerFunctionProps, service_account
 from .iam import project_role
 from .naming import WorkflowNames, member_id
-from .platform import SharedPlatform
 from .push_subscription import PushSubscription, PushSubscriptionProps
 from .topic import EventTopic, EventTopicProps
 from .workflow_config import WorkflowConfig, workflow_problems
 
 
+@dataclass(frozen=True, kw_only=True)
+class AiWorkflowProps:
+    """One workflow's settings plus the shared resources of the stack it lives in."""
+
+    workflow: WorkflowConfig
+    """Name, routes, secrets and tunables (validated here; see workflow_config)."""
+    project_id: str
+    region: str
+    """Region of the function and of the Vertex AI pipeline runs."""
+    pubsub_service_agent: str
+    """IAM member of the project's Pub/Sub service agent (a token until apply)."""
+    source_bucket: HardenedBucket
+    """Bucket holding the handler zip."""
+    source_object_name: str
+    docker_repository_id: str
+    """Artifact Registry repository the build identity pushes function images to."""
+    pipeline_root_bucket: HardenedBucket
+    """Bucket under which pipeline runs write artifacts (`gs://<bucket>/<workflow>`)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Labels on every resource; the workflow's own labels and `workflow` are added."""
+    kms_key_name: str | None = None
+    """CMEK key for the workflow's topics. Default: Google-managed encryption."""
+    trigger_topic: EventTopic | None = None
+    """An existing topic that triggers this workflow (another workflow's results topic, to
+    chain). Default: the workflow gets a trigger topic of its own."""
+    topic_dependencies: Sequence[ITerraformDependable] = ()
+    """What topics must wait for (enabled APIs, the KMS grant). Default: nothing."""
+    function_dependencies: Sequence[ITerraformDependable] = ()
+    """What the function must wait for (enabled APIs). Default: nothing."""
+
+
 class AiWorkflow(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        id: str,
-        props: WorkflowConfig,
-        platform: SharedPlatform,
-        *,
-        trigger: EventTopic | None = None,
-    ):
+    def __init__(self, scope: Construct, id: str, props: AiWorkflowProps):
         super().__init__(scope, id)
-        problems = workflow_problems(f"workflows.{props.name}.", props)
+        platform, config = props, props.workflow
+        problems = workflow_problems(f"workflows.{config.name}.", config)
         if problems:
             raise ConfigError(problems)
-        names = self.names = WorkflowNames(props.name)
-        labels = {**platform.labels, **props.labels, "workflow": props.name}
+        names = self.names = WorkflowNames(config.name)
+        labels = {**platform.labels, **config.labels, "workflow": config.name}
 
         def topic(kind: str, name: str) -> EventTopic:
             return EventTopic(
@@ -45,48 +72,57 @@ class AiWorkflow(Construct):
                 names.logical_id(kind),
                 EventTopicProps(
                     name=name,
-                    message_retention_seconds=props.message_retention_seconds,
+                    message_retention_seconds=config.message_retention_seconds,
                     labels=labels,
                     kms_key_name=platform.kms_key_name,
                     depends_on=platform.topic_dependencies,
                 ),
             )
 
-        self.trigger = trigger or topic("trigger_topic", names.trigger_topic)
-        for member in props.publishers:
+        self.trigger = platform.trigger_topic or topic("trigger_topic", names.trigger_topic)
+        for member in config.publishers:
             # Keyed by the member: reordering the list leaves every grant in place.
-            self.trigger.grant_publish(member, f"{props.name}_publisher_{member_id(member)}")
+            self.trigger.grant_publish(member, f"{config.name}_publisher_{member_id(member)}")
         self.results = topic("results_topic", names.results_topic)
         self.dead_letter = DeadLetterQueue(
             self,
             "dead_letter",
             DeadLetterQueueProps(
-                names=names,
-                message_retention_seconds=props.message_retention_seconds,
-                subscription_retention_seconds=props.dead_letter_retention_seconds,
+                topic_name=names.dead_letter_topic,
+                subscription_name=names.dead_letter_subscription,
+                pubsub_service_agent=platform.pubsub_service_agent,
+                message_retention_seconds=config.message_retention_seconds,
+                subscription_retention_seconds=config.dead_letter_retention_seconds,
                 labels=labels,
+                kms_key_name=platform.kms_key_name,
+                depends_on=platform.topic_dependencies,
+                address_prefix=config.name,
             ),
-            platform,
         )
 
         self.pipeline_account = service_account(
             self,
             names.logical_id("pipeline_sa"),
             names.pipeline_account_id,
-            f"Identity the {props.name} Vertex AI pipeline runs execute as",
+            f"Identity the {config.name} Vertex AI pipeline runs execute as",
         )
-        pipeline_root = f"gs://{platform.pipeline_root_bucket.name}/{props.name}"
+        pipeline_root = f"gs://{platform.pipeline_root_bucket.name}/{config.name}"
         self.handler = HandlerFunction(
             self,
             "handler",
             HandlerFunctionProps(
-                names=names,
-                description=props.description,
-                settings=props,
+                name=config.name,
+                project_id=platform.project_id,
+                region=platform.region,
+                source_bucket=platform.source_bucket,
+                source_object_name=platform.source_object_name,
+                docker_repository_id=platform.docker_repository_id,
+                description=config.description,
+                settings=config,
                 labels=labels,
-                secret_env=props.secret_env,
+                secret_env=config.secret_env,
                 environment=handler_environment(
-                    props,
+                    config,
                     project_id=platform.project_id,
                     region=platform.region,
                     results_topic=self.results.id,
@@ -94,8 +130,8 @@ class AiWorkflow(Construct):
                     pipeline_root=pipeline_root,
                     pipeline_service_account=self.pipeline_account.email,
                 ),
+                depends_on=platform.function_dependencies,
             ),
-            platform,
         )
         runtime = self.handler.runtime_account.member
         # Exactly what the handler calls: publish follow-ups and poison messages...
@@ -105,8 +141,8 @@ class AiWorkflow(Construct):
         # run as the pipeline SA, so the handler may act as that SA and no other.
         project_role(
             self,
-            names,
             "runtime_vertex_user",
+            prefix=config.name,
             project=platform.project_id,
             role="roles/aiplatform.user",
             member=runtime,
@@ -123,8 +159,8 @@ class AiWorkflow(Construct):
         pipeline_member = self.pipeline_account.member
         project_role(
             self,
-            names,
             "pipeline_vertex_user",
+            prefix=config.name,
             project=platform.project_id,
             role="roles/aiplatform.user",
             member=pipeline_member,
@@ -137,17 +173,21 @@ class AiWorkflow(Construct):
             self,
             "push",
             PushSubscriptionProps(
-                names=names,
-                settings=props,
-                subscription_filter=props.subscription_filter,
+                name=config.name,
+                topic=self.trigger,
+                handler=self.handler,
+                pubsub_service_agent=platform.pubsub_service_agent,
+                dead_letter=self.dead_letter,
+                ack_deadline_seconds=config.ack_deadline_seconds,
+                min_retry_backoff_seconds=config.min_retry_backoff_seconds,
+                max_retry_backoff_seconds=config.max_retry_backoff_seconds,
+                max_delivery_attempts=config.max_delivery_attempts,
+                message_retention_seconds=config.message_retention_seconds,
+                subscription_filter=config.subscription_filter,
                 labels=labels,
             ),
-            trigger=self.trigger,
-            handler=self.handler,
-            dead_letter=self.dead_letter,
-            platform=platform,
         )
-        self._outputs(props.name)
+        self._outputs(config.name)
 
     def _outputs(self, name: str) -> None:
         values = {

@@ -12,9 +12,8 @@ from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObjec
 from constructs import Construct
 
 from ai_workflow.bucket import HardenedBucket, HardenedBucketProps
-from ai_workflow.platform import SharedPlatform
 from ai_workflow.source_bundle import SourceBundle
-from ai_workflow.workflow import AiWorkflow
+from ai_workflow.workflow import AiWorkflow, AiWorkflowProps
 
 from .config import EnvironmentConfig, WorkflowConfig
 
@@ -143,30 +142,34 @@ class AiWorkflowStack(TerraformStack):
             labels=labels,
             depends_on=services,
         )
-        platform = SharedPlatform(
-            project_id=env.project_id,
-            region=env.region,
-            labels=labels,
-            pubsub_service_agent=agent,
-            source_bucket=source_bucket,
-            source_object_name=source_object.name,
-            docker_repository_id=repository.id,
-            pipeline_root_bucket=pipeline_root,
-            kms_key_name=env.kms_key_name,
-            topic_dependencies=tuple(topic_dependencies),
-            function_dependencies=tuple(services),
-        )
-
+        # Each reference is read from the jsii kernel once, not once per workflow.
+        source_object_name, repository_id = source_object.name, repository.id
         self.workflows: dict[str, AiWorkflow] = {}
         for workflow in in_trigger_order(env.workflows):
             upstream = self.workflows[workflow.trigger].results if workflow.trigger else None
             self.workflows[workflow.name] = AiWorkflow(
-                self, workflow.name, workflow, platform, trigger=upstream
+                self,
+                workflow.name,
+                AiWorkflowProps(
+                    workflow=workflow,
+                    project_id=env.project_id,
+                    region=env.region,
+                    labels=labels,
+                    pubsub_service_agent=agent,
+                    source_bucket=source_bucket,
+                    source_object_name=source_object_name,
+                    docker_repository_id=repository_id,
+                    pipeline_root_bucket=pipeline_root,
+                    kms_key_name=env.kms_key_name,
+                    trigger_topic=upstream,
+                    topic_dependencies=tuple(topic_dependencies),
+                    function_dependencies=tuple(services),
+                ),
             )
 
         for key, value in {
             "source_bucket": source_bucket.name,
             "pipeline_root_bucket": pipeline_root.name,
-            "function_source_object": source_object.name,
+            "function_source_object": source_object_name,
         }.items():
             TerraformOutput(self, f"out_{key}", value=value).override_logical_id(key)
