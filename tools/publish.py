@@ -31,8 +31,8 @@ from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "function_src"))
 
-from workflow_handler import events
-from workflow_handler.settings import CLOUD_PLATFORM_SCOPE, PUBSUB_ENDPOINT, TOPIC_RE
+from workflow_handler import contract, events
+from workflow_handler.settings import CLOUD_PLATFORM_SCOPE, PUBSUB_ENDPOINT
 
 REPO = Path(__file__).resolve().parents[1]
 PROG = "publish.py"
@@ -75,11 +75,11 @@ def _is_utf8(value: str) -> bool:
 
 def build_event(event_type: str, data: str, correlation_id: str | None) -> events.Event:
     """The event from the command-line values, or UsageError naming the bad one."""
-    if not events.is_event_type(event_type):
+    if not contract.is_event_type(event_type):
         raise UsageError(
             f"--type {_short(event_type)}: expected a dotted lowercase event type like "
-            f"'model.train' ({events.EVENT_TYPE_PATTERN}, at most "
-            f"{events.MAX_EVENT_TYPE_LENGTH} characters)"
+            f"'model.train' ({contract.EVENT_TYPE_PATTERN}, at most "
+            f"{contract.MAX_EVENT_TYPE_LENGTH} characters)"
         )
     if not _is_utf8(data):
         raise UsageError(f"--data {_short(data)}: not UTF-8 text; expected a JSON object")
@@ -113,7 +113,7 @@ def build_event(event_type: str, data: str, correlation_id: str | None) -> event
 
 
 def check_topic(topic: str) -> None:
-    if not TOPIC_RE.match(topic):
+    if not contract.TOPIC_PATH.match(topic):
         raise UsageError(
             f"--topic {_short(topic)}: expected a full topic path "
             "projects/<project>/topics/<topic> (project: 6-30 of a-z, 0-9, -; "
@@ -151,7 +151,7 @@ def _session(anonymous: bool) -> Any:
 
 def publish(topic: str, data: bytes, attributes: dict[str, str]) -> str:
     """REST publish; returns the message id. Raises RuntimeError with one line on failure."""
-    emulator = os.environ.get("PUBSUB_EMULATOR_HOST")
+    emulator = os.environ.get(contract.ENV_PUBSUB_EMULATOR_HOST)
     endpoint = f"http://{emulator}" if emulator else PUBSUB_ENDPOINT
     body = {"messages": [{"data": base64.b64encode(data).decode(), "attributes": attributes}]}
     url = f"{endpoint}/v1/{quote(topic, safe='/')}:publish"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import events, logs
+from . import contract, events, logs
 from .events import Event, PermanentError, PushMessage, Salvage
 from .google_apis import ALREADY_EXISTS, OK, TRANSIENT, ApiResponse
 from .settings import Route, Settings
@@ -126,7 +126,7 @@ class WorkflowHandler:
             )
             return (
                 "WARNING",
-                "stale event dropped: older than MAX_EVENT_AGE_SECONDS",
+                f"stale event dropped: older than {contract.ENV_MAX_EVENT_AGE_SECONDS}",
                 Reply(ACK, {"outcome": "dropped_stale"}),
             )
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+# The event type's rule is part of the stack's contract too (routes are keyed by it).
+from .contract import EVENT_TYPE_PATTERN, MAX_EVENT_TYPE_LENGTH, is_event_type
+
 # --- The `error` attribute values put on dead-lettered messages (docs/handler.md) -------------
 NOT_A_PUSH_ENVELOPE = "not_a_push_envelope"
 BAD_ENVELOPE = "bad_envelope"
@@ -41,9 +44,6 @@ ERROR_CODES = frozenset(
 )
 
 # --- The event contract -----------------------------------------------------------------------
-EVENT_TYPE_PATTERN = r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+"
-_EVENT_TYPE_RE = re.compile(EVENT_TYPE_PATTERN + r"\Z")
-MAX_EVENT_TYPE_LENGTH = 128
 MAX_CORRELATION_ID_LENGTH = 128
 EVENT_KEYS = ("type", "payload", "correlation_id")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -67,15 +67,6 @@ class PermanentError(Exception):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
-
-
-def is_event_type(value: object) -> bool:
-    """True for a dotted lowercase name such as `model.train` (at most 128 characters)."""
-    return (
-        isinstance(value, str)
-        and len(value) <= MAX_EVENT_TYPE_LENGTH
-        and _EVENT_TYPE_RE.match(value) is not None
-    )
 
 
 @dataclass(frozen=True)

@@ -11,26 +11,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .events import EVENT_TYPE_PATTERN, is_event_type, loads_strict
+from . import contract as c
+from .contract import EVENT_TYPE_PATTERN, is_event_type
+from .events import loads_strict
 
-DEFAULT_RESULT_EVENT_TYPE = "workflow.started"
-DEFAULT_MAX_EVENT_AGE_SECONDS = 86400
-DEFAULT_TIMEOUT_SECONDS = 10.0
+DEFAULT_TIMEOUT_SECONDS = float(c.DEFAULT_OUTBOUND_TIMEOUT_SECONDS)
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 PUBSUB_ENDPOINT = "https://pubsub.googleapis.com"
 
-_PROJECT = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
-_PROJECT_RE = re.compile(_PROJECT + r"\Z")
-_WORKFLOW_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
 _LOCATION_RE = re.compile(r"[a-z]+(?:-[a-z]+)+[0-9]+\Z")
-TOPIC_RE = re.compile(
-    r"projects/(" + _PROJECT + r")/topics/((?!goog)[A-Za-z][A-Za-z0-9\-_.~+%]{2,254})\Z"
-)
 _BUCKET_PATH_RE = re.compile(r"gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](?:/[^\s]*)?\Z")
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z")
 _AR_TEMPLATE_RE = re.compile(
     r"https://[a-z0-9]+(?:-[a-z0-9]+)*-kfp\.pkg\.dev/"
-    + _PROJECT
+    + c.PROJECT_ID_PATTERN
     + r"/[a-z][a-z0-9-]*/[^/\s]+/[^/\s]+\Z"
 )
 _HOST_PORT_RE = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}\Z")
@@ -101,34 +95,38 @@ def _required(env: Mapping[str, str], name: str, pattern: re.Pattern[str], allow
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Read and validate the handler's environment. Raises ConfigError."""
     workflow = _required(
-        env, "WORKFLOW_NAME", _WORKFLOW_RE, "a lowercase name like 'train-model' ([a-z][a-z0-9_-]*)"
+        env,
+        c.ENV_WORKFLOW_NAME,
+        c.WORKFLOW_NAME,
+        f"a workflow name like 'train-model' ({c.WORKFLOW_NAME_RULE})",
     )
-    project = _required(env, "GCP_PROJECT", _PROJECT_RE, "a project id (6-30 of [a-z0-9-])")
+    project = _required(env, c.ENV_GCP_PROJECT, c.PROJECT_ID, "a project id (6-30 of [a-z0-9-])")
     location = _required(
-        env, "VERTEX_LOCATION", _LOCATION_RE, "a Vertex AI region like 'europe-west4'"
+        env, c.ENV_VERTEX_LOCATION, _LOCATION_RE, "a Vertex AI region like 'europe-west4'"
     )
-    results_topic = _required(
-        env, "RESULTS_TOPIC", TOPIC_RE, "a full topic path projects/<project>/topics/<topic>"
-    )
-    dead_letter_topic = _required(
-        env, "DEAD_LETTER_TOPIC", TOPIC_RE, "a full topic path projects/<project>/topics/<topic>"
-    )
+    results_topic = _required(env, c.ENV_RESULTS_TOPIC, c.TOPIC_PATH, _TOPIC_PATH_ALLOWED)
+    dead_letter_topic = _required(env, c.ENV_DEAD_LETTER_TOPIC, c.TOPIC_PATH, _TOPIC_PATH_ALLOWED)
     pipeline_root = _required(
-        env, "PIPELINE_ROOT", _BUCKET_PATH_RE, "a Cloud Storage path like gs://<bucket>/<prefix>"
+        env,
+        c.ENV_PIPELINE_ROOT,
+        _BUCKET_PATH_RE,
+        "a Cloud Storage path like gs://<bucket>/<prefix>",
     )
-    pipeline_sa = _required(env, "PIPELINE_SERVICE_ACCOUNT", _EMAIL_RE, "a service account email")
-    routes = _parse_routes(env.get("ROUTES"))
-    max_age = _positive_int(env, "MAX_EVENT_AGE_SECONDS", DEFAULT_MAX_EVENT_AGE_SECONDS)
+    pipeline_sa = _required(
+        env, c.ENV_PIPELINE_SERVICE_ACCOUNT, _EMAIL_RE, "a service account email"
+    )
+    routes = _parse_routes(env.get(c.ENV_ROUTES))
+    max_age = _positive_int(env, c.ENV_MAX_EVENT_AGE_SECONDS, c.DEFAULT_MAX_EVENT_AGE_SECONDS)
 
-    emulator = env.get("PUBSUB_EMULATOR_HOST") or None
+    emulator = env.get(c.ENV_PUBSUB_EMULATOR_HOST) or None
     if emulator is not None and not _HOST_PORT_RE.match(emulator):
-        raise ConfigError("PUBSUB_EMULATOR_HOST", emulator, "host:port like localhost:8085")
+        raise ConfigError(c.ENV_PUBSUB_EMULATOR_HOST, emulator, "host:port like localhost:8085")
 
     default_vertex = f"https://{location}-aiplatform.googleapis.com"
-    vertex_endpoint = env.get("VERTEX_AI_ENDPOINT") or default_vertex
+    vertex_endpoint = env.get(c.ENV_VERTEX_AI_ENDPOINT) or default_vertex
     if not _BASE_URL_RE.match(vertex_endpoint):
         raise ConfigError(
-            "VERTEX_AI_ENDPOINT",
+            c.ENV_VERTEX_AI_ENDPOINT,
             vertex_endpoint,
             "a base URL like https://europe-west4-aiplatform.googleapis.com or "
             "http://localhost:8086 (no path)",
@@ -151,6 +149,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     )
 
 
+_TOPIC_PATH_ALLOWED = "a full topic path projects/<project>/topics/<topic>"
+
+
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -161,68 +162,73 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _timeout(env: Mapping[str, str]) -> float:
-    raw = env.get("OUTBOUND_TIMEOUT_SECONDS")
+    name = c.ENV_OUTBOUND_TIMEOUT_SECONDS
+    raw = env.get(name)
     if raw is None or raw == "":
         return DEFAULT_TIMEOUT_SECONDS
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0.05 <= value <= 600:
+    low, high = c.MIN_OUTBOUND_TIMEOUT_SECONDS, c.MAX_OUTBOUND_TIMEOUT_SECONDS
+    if not low <= value <= high:
         raise ConfigError(
-            "OUTBOUND_TIMEOUT_SECONDS",
+            name,
             raw,
-            f"a number of seconds from 0.05 to 600 (default {DEFAULT_TIMEOUT_SECONDS:g})",
+            f"a number of seconds from {low:g} to {high:g} (default {DEFAULT_TIMEOUT_SECONDS:g})",
         )
     return value
 
 
+_ROUTES_SHAPE = (
+    f'a JSON object {{"<event type>": {{"{c.ROUTE_TEMPLATE_URI}": "...", '
+    f'"{c.ROUTE_PARAMETERS}": {{...}}, "{c.ROUTE_RESULT_EVENT_TYPE}": "<event type>"}}}} '
+    "with at least one route"
+)
+
+
 def _parse_routes(raw: str | None) -> dict[str, Route]:
-    shape = (
-        'a JSON object {"<event type>": {"template_uri": "...", "parameters": {...}, '
-        '"result_event_type": "<event type>"}} with at least one route'
-    )
+    name, shape = c.ENV_ROUTES, _ROUTES_SHAPE
     if raw is None or raw.strip() == "":
-        raise ConfigError("ROUTES", raw, shape)
+        raise ConfigError(name, raw, shape)
     try:
         obj = loads_strict(raw)
     except ValueError as exc:
-        raise ConfigError("ROUTES", raw, f"{shape} (the value is not valid JSON: {exc})") from None
+        raise ConfigError(name, raw, f"{shape} (the value is not valid JSON: {exc})") from None
     if not isinstance(obj, dict) or not obj:
-        raise ConfigError("ROUTES", raw, shape)
+        raise ConfigError(name, raw, shape)
     routes: dict[str, Route] = {}
     for event_type, spec in obj.items():
-        where = f"ROUTES[{event_type!r}]"
+        where = f"{name}[{event_type!r}]"
         if not is_event_type(event_type):
             raise ConfigError(
-                "ROUTES", raw, f"event types as keys ({EVENT_TYPE_PATTERN}); got {event_type!r}"
+                name, raw, f"event types as keys ({EVENT_TYPE_PATTERN}); got {event_type!r}"
             )
         if not isinstance(spec, dict):
-            raise ConfigError("ROUTES", raw, f"{where} to be an object")
-        unknown = sorted(set(spec) - {"template_uri", "parameters", "result_event_type"})
+            raise ConfigError(name, raw, f"{where} to be an object")
+        unknown = sorted(set(spec) - set(c.ROUTE_KEYS))
         if unknown:
             raise ConfigError(
-                "ROUTES",
-                raw,
-                f"{where} keys among template_uri, parameters, result_event_type; got {unknown}",
+                name, raw, f"{where} keys among {', '.join(c.ROUTE_KEYS)}; got {unknown}"
             )
-        template_uri = spec.get("template_uri")
+        template_uri = spec.get(c.ROUTE_TEMPLATE_URI)
         if not isinstance(template_uri, str) or not _AR_TEMPLATE_RE.match(template_uri):
             raise ConfigError(
-                "ROUTES",
+                name,
                 raw,
-                f"{where}.template_uri to be {TEMPLATE_URI_ALLOWED}; got {template_uri!r}",
+                f"{where}.{c.ROUTE_TEMPLATE_URI} to be {TEMPLATE_URI_ALLOWED}; "
+                f"got {template_uri!r}",
             )
-        parameters = spec.get("parameters", {})
+        parameters = spec.get(c.ROUTE_PARAMETERS, {})
         if not isinstance(parameters, dict):
-            raise ConfigError("ROUTES", raw, f"{where}.parameters to be a JSON object")
-        result_type = spec.get("result_event_type", DEFAULT_RESULT_EVENT_TYPE)
+            raise ConfigError(name, raw, f"{where}.{c.ROUTE_PARAMETERS} to be a JSON object")
+        result_type = spec.get(c.ROUTE_RESULT_EVENT_TYPE, c.DEFAULT_RESULT_EVENT_TYPE)
         if not is_event_type(result_type):
             raise ConfigError(
-                "ROUTES",
+                name,
                 raw,
-                f"{where}.result_event_type to be an event type ({EVENT_TYPE_PATTERN}); "
-                f"got {result_type!r}",
+                f"{where}.{c.ROUTE_RESULT_EVENT_TYPE} to be an event type "
+                f"({EVENT_TYPE_PATTERN}); got {result_type!r}",
             )
         routes[event_type] = Route(event_type, template_uri, parameters, result_type)
     return routes

@@ -1,0 +1,158 @@
+"""The handler's contract with the stack that deploys it, written once.
+
+Both sides import this module: the handler (settings.py, events.py) to read and validate its
+environment, and the stack (`from workflow_handler import contract` in ai_workflow.handler_env,
+naming, rules and workflow_config, and ai_workflow_app.config) to build that environment. So
+an environment variable's name, the ROUTES encoding, a default, a naming rule or a derived
+name is changed here or nowhere.
+
+Stdlib only, and it imports nothing else of the handler: it ships in the function's zip and
+costs the stack nothing to import. docs/handler.md, "Configuration", documents the values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# --- The environment variables the handler reads ----------------------------------------------
+# Set by the stack (ai_workflow.handler_env.handler_environment), in this order:
+ENV_WORKFLOW_NAME = "WORKFLOW_NAME"
+ENV_GCP_PROJECT = "GCP_PROJECT"
+ENV_VERTEX_LOCATION = "VERTEX_LOCATION"
+ENV_RESULTS_TOPIC = "RESULTS_TOPIC"
+ENV_DEAD_LETTER_TOPIC = "DEAD_LETTER_TOPIC"
+ENV_PIPELINE_ROOT = "PIPELINE_ROOT"
+ENV_PIPELINE_SERVICE_ACCOUNT = "PIPELINE_SERVICE_ACCOUNT"
+ENV_ROUTES = "ROUTES"
+ENV_MAX_EVENT_AGE_SECONDS = "MAX_EVENT_AGE_SECONDS"
+ENV_OUTBOUND_TIMEOUT_SECONDS = "OUTBOUND_TIMEOUT_SECONDS"
+# Never set by the stack: they point the handler at local stand-ins or emulators.
+ENV_PUBSUB_EMULATOR_HOST = "PUBSUB_EMULATOR_HOST"
+ENV_VERTEX_AI_ENDPOINT = "VERTEX_AI_ENDPOINT"
+
+STACK_VARIABLES = (
+    ENV_WORKFLOW_NAME,
+    ENV_GCP_PROJECT,
+    ENV_VERTEX_LOCATION,
+    ENV_RESULTS_TOPIC,
+    ENV_DEAD_LETTER_TOPIC,
+    ENV_PIPELINE_ROOT,
+    ENV_PIPELINE_SERVICE_ACCOUNT,
+    ENV_ROUTES,
+    ENV_MAX_EVENT_AGE_SECONDS,
+    ENV_OUTBOUND_TIMEOUT_SECONDS,
+)
+"""What the stack sets on the deployed function, in the order it sets them."""
+LOCAL_VARIABLES = (ENV_PUBSUB_EMULATOR_HOST, ENV_VERTEX_AI_ENDPOINT)
+"""What only a local run sets."""
+VARIABLES = STACK_VARIABLES + LOCAL_VARIABLES
+"""Every environment variable the handler reads."""
+
+# --- Defaults -----------------------------------------------------------------------------------
+DEFAULT_RESULT_EVENT_TYPE = "workflow.started"
+"""A route's `result_event_type` when it names none."""
+DAY_SECONDS = 86_400
+DEFAULT_MAX_EVENT_AGE_SECONDS = DAY_SECONDS
+"""MAX_EVENT_AGE_SECONDS when unset (and a workflow's `max_event_age_seconds`): one day."""
+DEFAULT_OUTBOUND_TIMEOUT_SECONDS = 10
+"""OUTBOUND_TIMEOUT_SECONDS when unset; also the most the stack derives from an ack deadline."""
+MIN_OUTBOUND_TIMEOUT_SECONDS = 0.05
+MAX_OUTBOUND_TIMEOUT_SECONDS = 600
+
+# --- Naming rules -------------------------------------------------------------------------------
+# Each is a pattern string (shown in messages) and its compiled form, anchored at both ends so
+# that `match`, `fullmatch` and `search` all test the whole value.
+WORKFLOW_NAME_PATTERN = r"[a-z][a-z0-9-]{0,22}[a-z0-9]"
+WORKFLOW_NAME = re.compile(rf"\A(?:{WORKFLOW_NAME_PATTERN})\Z")
+"""2..24 lowercase letters, digits and hyphens, starting with a letter, not ending with a
+hyphen. The name prefixes topic, function and service account ids (at most 30 characters)."""
+WORKFLOW_NAME_RULE = (
+    "2..24 lowercase letters, digits and hyphens, starting with a letter and not ending with a "
+    "hyphen"
+)
+
+MAX_EVENT_TYPE_LENGTH = 128
+EVENT_TYPE_PATTERN = r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+"
+EVENT_TYPE = re.compile(rf"\A(?=.{{1,{MAX_EVENT_TYPE_LENGTH}}}\Z)(?:{EVENT_TYPE_PATTERN})\Z")
+"""A dotted lowercase name such as `model.train`, at most MAX_EVENT_TYPE_LENGTH characters."""
+
+PROJECT_ID_PATTERN = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
+PROJECT_ID = re.compile(rf"\A(?:{PROJECT_ID_PATTERN})\Z")
+TOPIC_NAME_PATTERN = r"(?!goog)[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}"
+TOPIC_PATH = re.compile(rf"\Aprojects/({PROJECT_ID_PATTERN})/topics/({TOPIC_NAME_PATTERN})\Z")
+"""`projects/<project>/topics/<topic>`; groups: project, topic."""
+
+
+def is_event_type(value: object) -> bool:
+    """True for a dotted lowercase name such as `model.train` (at most 128 characters)."""
+    return isinstance(value, str) and EVENT_TYPE.match(value) is not None
+
+
+# --- The ROUTES schema --------------------------------------------------------------------------
+ROUTE_TEMPLATE_URI = "template_uri"
+ROUTE_PARAMETERS = "parameters"
+ROUTE_RESULT_EVENT_TYPE = "result_event_type"
+ROUTE_KEYS = (ROUTE_TEMPLATE_URI, ROUTE_PARAMETERS, ROUTE_RESULT_EVENT_TYPE)
+"""The keys of one route; only template_uri is required."""
+
+
+def route(
+    template_uri: str, parameters: Mapping[str, Any], result_event_type: str
+) -> dict[str, Any]:
+    """One route as ROUTES carries it."""
+    return {
+        ROUTE_TEMPLATE_URI: template_uri,
+        ROUTE_PARAMETERS: parameters,
+        ROUTE_RESULT_EVENT_TYPE: result_event_type,
+    }
+
+
+def routes_json(routes: Mapping[str, Mapping[str, Any]]) -> str:
+    """The ROUTES value: `{"<event type>": <route>}` as compact JSON with sorted keys."""
+    return json.dumps(dict(routes), sort_keys=True, separators=(",", ":"))
+
+
+# --- Derived names and values -------------------------------------------------------------------
+
+
+def trigger_topic(workflow: str) -> str:
+    return f"{workflow}-trigger"
+
+
+def results_topic(workflow: str) -> str:
+    return f"{workflow}-results"
+
+
+def dead_letter_topic(workflow: str) -> str:
+    return f"{workflow}-dead-letter"
+
+
+def topic_path(project: str, topic: str) -> str:
+    """`projects/<project>/topics/<topic>`: what RESULTS_TOPIC and DEAD_LETTER_TOPIC hold."""
+    return f"projects/{project}/topics/{topic}"
+
+
+def pipeline_root(bucket: str, workflow: str) -> str:
+    """PIPELINE_ROOT: the workflow's prefix in the pipeline-root bucket."""
+    return f"gs://{bucket}/{workflow}"
+
+
+def pipeline_account_id(workflow: str) -> str:
+    """The id of the service account pipeline runs use (at most 30 characters)."""
+    return f"{workflow}-pipe"
+
+
+def service_account_email(account_id: str, project: str) -> str:
+    """PIPELINE_SERVICE_ACCOUNT: the email of a user-managed service account."""
+    return f"{account_id}@{project}.iam.gserviceaccount.com"
+
+
+def outbound_timeout_seconds(ack_deadline_seconds: int) -> int:
+    """OUTBOUND_TIMEOUT_SECONDS for a push subscription's ack deadline. A request makes at most
+    three Google API calls (create or get the job, publish), and all three must fit in the ack
+    deadline, or Pub/Sub redelivers a message that succeeded. 20 s -> 6 s; at most the
+    handler's own default (10 s)."""
+    return max(1, min(DEFAULT_OUTBOUND_TIMEOUT_SECONDS, (ack_deadline_seconds - 2) // 3))
