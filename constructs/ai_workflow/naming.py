@@ -1,13 +1,17 @@
 """Stable, readable names derived from a workflow name.
 
 These names are API: changing one replaces the resource. Service account ids are at most
-30 characters, which is why workflow names are capped at 24.
+30 characters, which is why workflow names are capped at 24. The names the handler is told
+(its topics, its pipeline service account) are the handler's contract's formulas
+(function_src/workflow_handler/contract.py).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from workflow_handler import contract
 
 
 @dataclass(frozen=True)
@@ -16,15 +20,15 @@ class WorkflowNames:
 
     @property
     def trigger_topic(self) -> str:
-        return f"{self.workflow}-trigger"
+        return contract.trigger_topic(self.workflow)
 
     @property
     def results_topic(self) -> str:
-        return f"{self.workflow}-results"
+        return contract.results_topic(self.workflow)
 
     @property
     def dead_letter_topic(self) -> str:
-        return f"{self.workflow}-dead-letter"
+        return contract.dead_letter_topic(self.workflow)
 
     @property
     def push_subscription(self) -> str:
@@ -52,7 +56,7 @@ class WorkflowNames:
 
     @property
     def pipeline_account_id(self) -> str:
-        return f"{self.workflow}-pipe"
+        return contract.pipeline_account_id(self.workflow)
 
     def logical_id(self, kind: str) -> str:
         """Terraform address component, e.g. train_model_trigger_topic."""

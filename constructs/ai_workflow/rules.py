@@ -12,18 +12,20 @@ import difflib
 import json
 import math
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from workflow_handler import contract
 
 from . import regions
 
 Problems = list[str]
 
+# The handler checks these two itself, so they are its contract's (workflow_handler.contract).
+WORKFLOW_NAME = contract.WORKFLOW_NAME
+EVENT_TYPE = contract.EVENT_TYPE
 # Names and patterns documented by Google Cloud.
-WORKFLOW_NAME = re.compile(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")
 PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 PUBSUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9\-_]{1,61}[a-z0-9]$")
 LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -64,11 +66,14 @@ def _may_be_token(value: Any) -> bool:
 
 
 def is_token(value: Any) -> bool:
-    """True for an unresolved cdktf token (only possible once cdktf is imported)."""
+    """True for an unresolved cdktf/cdktn token (only possible once one of them is imported;
+    this never imports either)."""
     if not _may_be_token(value):
         return False
-    cdktf = sys.modules.get("cdktf")
-    return cdktf is not None and bool(cdktf.Token.is_unresolved(value))
+    from .compat import loaded_core
+
+    core = loaded_core()
+    return core is not None and bool(core.Token.is_unresolved(value))
 
 
 def integer_in_range(field: str, value: Any, low: int, high: int) -> Problems:

@@ -11,11 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow_handler import contract
+
 from . import rules
 from .naming import member_id
 
-DAY_SECONDS = 86_400
-DEFAULT_RESULT_EVENT_TYPE = "workflow.started"
+# The handler applies the same defaults when a value is missing: they are its contract's
+# (function_src/workflow_handler/contract.py), and so is the day they count in.
+DAY_SECONDS = contract.DAY_SECONDS
+DEFAULT_RESULT_EVENT_TYPE = contract.DEFAULT_RESULT_EVENT_TYPE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +61,7 @@ class WorkflowSettings:
     """Retention on the trigger, results and dead-letter topics, 600..2678400. Default 7 days."""
     dead_letter_retention_seconds: int = 7 * DAY_SECONDS
     """How long the dead-letter pull subscription keeps messages, 600..604800. Default 7 days."""
-    max_event_age_seconds: int = DAY_SECONDS
+    max_event_age_seconds: int = contract.DEFAULT_MAX_EVENT_AGE_SECONDS
     """Events published longer ago than this are dropped by the handler. Default 1 day."""
     runtime: str = "python312"
     """Cloud Run functions runtime: python312 or python313. Default python312."""

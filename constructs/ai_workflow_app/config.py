@@ -28,6 +28,7 @@ from ai_workflow.workflow_config import (
     settings_problems,
     workflow_problems,
 )
+from workflow_handler import contract
 
 __all__ = [
     "DAY_SECONDS",
@@ -99,7 +100,7 @@ class EnvironmentConfig:
             if workflow.trigger
             else WorkflowNames(name).trigger_topic
         )
-        return f"projects/{self.project_id}/topics/{topic}"
+        return contract.topic_path(self.project_id, topic)
 
 
 _SETTING_FIELDS = {f.name for f in dataclasses.fields(WorkflowSettings)}
@@ -488,15 +489,14 @@ def literal_handler_environment(env: EnvironmentConfig, name: str) -> dict[str, 
     """What the deployed function of workflow `name` sees, with names instead of references."""
     workflow = env.workflow(name)
     names = WorkflowNames(name)
-    topics = f"projects/{env.project_id}/topics"
     return handler_environment(
         workflow,
         project_id=env.project_id,
         region=env.region,
-        results_topic=f"{topics}/{names.results_topic}",
-        dead_letter_topic=f"{topics}/{names.dead_letter_topic}",
-        pipeline_root=f"gs://{env.pipeline_root_bucket_name}/{name}",
-        pipeline_service_account=(
-            f"{names.pipeline_account_id}@{env.project_id}.iam.gserviceaccount.com"
+        results_topic=contract.topic_path(env.project_id, names.results_topic),
+        dead_letter_topic=contract.topic_path(env.project_id, names.dead_letter_topic),
+        pipeline_root=contract.pipeline_root(env.pipeline_root_bucket_name, name),
+        pipeline_service_account=contract.service_account_email(
+            names.pipeline_account_id, env.project_id
         ),
     )
