@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import os
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -78,3 +80,59 @@ def test_a_code_change_changes_the_object_name(source: Path) -> None:
 def test_a_source_dir_without_main_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no main\.py to deploy"):
         build_source_bundle(tmp_path)
+
+
+# --- What the function ships: the handler and nothing else ---------------------------------------
+
+HANDLER_FILES = (
+    "main.py",
+    "requirements.txt",
+    "workflow_handler/__init__.py",
+    "workflow_handler/app.py",
+    "workflow_handler/contract.py",
+    "workflow_handler/events.py",
+    "workflow_handler/google_apis.py",
+    "workflow_handler/logs.py",
+    "workflow_handler/settings.py",
+)
+# Top-level imports its requirements.txt provides (flask comes with functions-framework).
+REQUIRED_IMPORTS = {"functions_framework", "flask", "google", "requests"}
+
+
+def test_the_deployed_bundle_is_exactly_the_handler() -> None:
+    """The zip the stack uploads (function_src/, as synth builds it): the handler's files,
+    its contract among them, and nothing of the stack (constructs/) or of the tests."""
+    bundle = build_source_bundle(ROOT / "function_src")
+    assert bundle.files == HANDLER_FILES
+    assert names(bundle.data) == list(HANDLER_FILES)
+
+
+def _imports(source: str) -> tuple[set[str], set[str]]:
+    """(top-level absolute imports, relative imports) of one module."""
+    absolute: set[str] = set()
+    relative: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            absolute |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            absolute.add(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            relative.add(node.module or "")
+    return absolute, relative
+
+
+def test_the_bundle_imports_only_itself_its_requirements_and_the_stdlib() -> None:
+    bundle = build_source_bundle(ROOT / "function_src")
+    archive = zipfile.ZipFile(io.BytesIO(bundle.data))
+    allowed = set(sys.stdlib_module_names) | REQUIRED_IMPORTS | {"workflow_handler"}
+    for name in bundle.files:
+        if name.endswith(".py"):
+            absolute, _ = _imports(archive.read(name).decode())
+            assert absolute <= allowed, f"{name} imports {sorted(absolute - allowed)}"
+
+
+def test_the_contract_is_stdlib_only_and_imports_nothing_else_of_the_handler() -> None:
+    """The stack imports it: it must cost nothing and pull in none of the handler."""
+    absolute, relative = _imports((ROOT / "function_src/workflow_handler/contract.py").read_text())
+    assert absolute <= set(sys.stdlib_module_names) and "workflow_handler" not in absolute
+    assert relative == set()
