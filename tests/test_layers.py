@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,144 @@ def imports_of(package: str) -> set[str]:
 )
 def test_dependencies_point_one_way(package: str, never: set[str]) -> None:
     assert imports_of(package) & never == set()
+
+
+# --- The tools are the project's; the tests use them, never the reverse ------------------------
+
+TOOLS = ROOT / "tools"
+TESTS = ROOT / "tests"
+_TESTS_SEGMENT = re.compile(r"(?:^|[/\\])tests(?:[/\\]|$)")
+
+
+def _test_module_names() -> set[str]:
+    """What `import x` could find under tests/ (tests/ and tests/handler are on sys.path when
+    pytest runs): every module there, and the directory itself."""
+    return {"tests"} | {path.stem for path in TESTS.rglob("*.py")}
+
+
+def _is_sys_path(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "path"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "sys"
+    )
+
+
+def reaches_into_tests(source: str, test_modules: set[str]) -> list[str]:
+    """How a tool's `source` reaches into tests/: an import (also a lazy one, or by name through
+    importlib) of a module that lives there; a change to sys.path that names tests/; or any
+    other path in code (not documentation) with a `tests` segment."""
+    tree = ast.parse(source)
+    documentation = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+    found: list[tuple[int, str]] = []
+    covered: set[int] = set()  # the strings of a reported sys.path change
+    for node in ast.walk(tree):  # breadth first: a statement comes before its strings
+        if isinstance(node, ast.Import):
+            names = [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module.split(".")[0]]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute | ast.Name)
+            and getattr(node.func, "attr", getattr(node.func, "id", ""))
+            in {
+                "import_module",
+                "__import__",
+            }
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            names = [node.args[0].value.split(".")[0]]
+        else:
+            names = []
+        found += [(node.lineno, f"imports {name}") for name in names if name in test_modules]
+        path_change = (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and _is_sys_path(node.func.value)
+        ) or (
+            isinstance(node, ast.Assign | ast.AugAssign)
+            and any(
+                _is_sys_path(target)
+                or (isinstance(target, ast.Subscript) and _is_sys_path(target.value))
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            )
+        )
+        strings = [part for part in ast.walk(node) if _names_tests(part)] if path_change else []
+        if strings:
+            found.append((node.lineno, "puts tests/ on sys.path"))
+            covered |= {id(part) for part in strings}
+        elif _names_tests(node) and id(node) not in documentation | covered:
+            assert isinstance(node, ast.Constant)
+            found.append((node.lineno, f"names tests/ ({node.value!r})"))
+    return [f"line {line}: {what}" for line, what in sorted(set(found))]
+
+
+def _names_tests(node: ast.AST) -> bool:
+    """A string that is the tests/ directory or a path through it."""
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and (node.value == "tests" or _TESTS_SEGMENT.search(node.value) is not None)
+    )
+
+
+def test_the_tests_dependency_scan_finds_each_way_in() -> None:
+    """What tools/run_function.py used to do, and the other ways of doing it."""
+    source = '''
+"""Docs may say tests/handler."""
+import sys
+from pathlib import Path
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "handler"))
+from handler_fixtures import handler_env
+def lazy():
+    import conftest
+    import importlib
+    return importlib.import_module("stack_helpers")
+sys.path += ["/repo/tests/handler"]
+HERE = "tests/handler/x.json"
+'''
+    assert reaches_into_tests(source, _test_module_names()) == [
+        "line 6: puts tests/ on sys.path",
+        "line 7: imports handler_fixtures",
+        "line 9: imports conftest",
+        "line 11: imports stack_helpers",
+        "line 12: puts tests/ on sys.path",
+        "line 13: names tests/ ('tests/handler/x.json')",
+    ]
+
+
+def test_tools_never_import_tests() -> None:
+    tools = sorted(TOOLS.glob("*.py"))
+    test_modules = _test_module_names()
+    assert {path.stem for path in tools} & test_modules == set()  # no name means both
+    found = {
+        path.name: problems
+        for path in tools
+        if (problems := reaches_into_tests(path.read_text(), test_modules))
+    }
+    assert found == {}, "tools/ must not depend on tests/ (move shared code to tools/)"
+
+
+def test_the_stack_takes_only_the_contract_from_the_handler() -> None:
+    """`from workflow_handler import contract` is the one way in: the rest of the handler
+    (settings, app, the lazy Google clients) stays the function's own."""
+    found = set()
+    for path in sorted(CONSTRUCTS.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {
+                    (path.name, a.name) for a in node.names if a.name.startswith("workflow_handler")
+                }
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "workflow_handler"
+            ):
+                found |= {(path.name, f"{node.module}.{a.name}") for a in node.names}
+    assert {what for _, what in found} == {"workflow_handler.contract"}, sorted(found)

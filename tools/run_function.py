@@ -4,7 +4,7 @@ The handler's environment (docs/handler.md) is that of a workflow in config/<env
 --env (what `make run-function` passes: ENV, default dev, and WORKFLOW, default the first
 workflow), else local defaults (below); a variable set in this process's environment wins
 either way. Unless --real-gcp is given, Pub/Sub and Vertex AI are local stand-ins started here
-(the ones the tests use, tests/handler/handler_standins.py) for whichever of
+(tools/local_standins.py, the ones the tests use too) for whichever of
 PUBSUB_EMULATOR_HOST / VERTEX_AI_ENDPOINT is unset, so nothing reaches Google.
 
     make run-function                          # workflow ingest of config/dev.toml on :8080
@@ -39,33 +39,49 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from workflow_handler import contract
+
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "function_src" / "main.py"
 PROG = "run_function.py"
 PREFIX = "[run-function]"
 
 # Used only for variables that are not set and when no --env is given.
+_LOCAL_WORKFLOW = "local-workflow"
+_LOCAL_PROJECT = "local-project"
 LOCAL_DEFAULTS: dict[str, str] = {
-    "WORKFLOW_NAME": "local-workflow",
-    "GCP_PROJECT": "local-project",
-    "VERTEX_LOCATION": "europe-west4",
-    "RESULTS_TOPIC": "projects/local-project/topics/local-workflow-results",
-    "DEAD_LETTER_TOPIC": "projects/local-project/topics/local-workflow-dead-letter",
-    "PIPELINE_ROOT": "gs://local-project-pipelines/local-workflow",
-    "PIPELINE_SERVICE_ACCOUNT": "pipeline@local-project.iam.gserviceaccount.com",
-    "ROUTES": json.dumps(
+    contract.ENV_WORKFLOW_NAME: _LOCAL_WORKFLOW,
+    contract.ENV_GCP_PROJECT: _LOCAL_PROJECT,
+    contract.ENV_VERTEX_LOCATION: "europe-west4",
+    contract.ENV_RESULTS_TOPIC: contract.topic_path(
+        _LOCAL_PROJECT, contract.results_topic(_LOCAL_WORKFLOW)
+    ),
+    contract.ENV_DEAD_LETTER_TOPIC: contract.topic_path(
+        _LOCAL_PROJECT, contract.dead_letter_topic(_LOCAL_WORKFLOW)
+    ),
+    contract.ENV_PIPELINE_ROOT: contract.pipeline_root(
+        f"{_LOCAL_PROJECT}-pipelines", _LOCAL_WORKFLOW
+    ),
+    contract.ENV_PIPELINE_SERVICE_ACCOUNT: contract.service_account_email(
+        "pipeline", _LOCAL_PROJECT
+    ),
+    contract.ENV_ROUTES: contract.routes_json(
         {
             "model.train": {
-                "template_uri": "https://europe-west4-kfp.pkg.dev/local-project/pipelines/train/v1",
-                "parameters": {"epochs": 3},
+                contract.ROUTE_TEMPLATE_URI: (
+                    "https://europe-west4-kfp.pkg.dev/local-project/pipelines/train/v1"
+                ),
+                contract.ROUTE_PARAMETERS: {"epochs": 3},
             },
             "predict.batch": {
-                "template_uri": "https://europe-west4-kfp.pkg.dev/local-project/pipelines/predict/latest",
-                "result_event_type": "predict.batch_started",
+                contract.ROUTE_TEMPLATE_URI: (
+                    "https://europe-west4-kfp.pkg.dev/local-project/pipelines/predict/latest"
+                ),
+                contract.ROUTE_RESULT_EVENT_TYPE: "predict.batch_started",
             },
         }
     ),
-    "MAX_EVENT_AGE_SECONDS": "86400",
+    contract.ENV_MAX_EVENT_AGE_SECONDS: str(contract.DEFAULT_MAX_EVENT_AGE_SECONDS),
 }
 
 
@@ -156,19 +172,18 @@ def functions_framework(port: int, host: str) -> list[str]:
 
 
 def _start_stand_ins(env: dict[str, str]) -> list[Any]:
-    sys.path.insert(0, str(REPO / "tests" / "handler"))
-    from handler_standins import PubSubStandIn, VertexStandIn  # tests/handler
+    from local_standins import PubSubStandIn, VertexStandIn  # tools/local_standins.py
 
     started: list[Any] = []
-    if not env.get("PUBSUB_EMULATOR_HOST"):
+    if not env.get(contract.ENV_PUBSUB_EMULATOR_HOST):
         pubsub = PubSubStandIn().start()
         pubsub.verbose = True
-        env["PUBSUB_EMULATOR_HOST"] = pubsub.host_port
+        env[contract.ENV_PUBSUB_EMULATOR_HOST] = pubsub.host_port
         started.append(pubsub)
-    if not env.get("VERTEX_AI_ENDPOINT"):
+    if not env.get(contract.ENV_VERTEX_AI_ENDPOINT):
         vertex = VertexStandIn().start()
         vertex.verbose = True
-        env["VERTEX_AI_ENDPOINT"] = vertex.url
+        env[contract.ENV_VERTEX_AI_ENDPOINT] = vertex.url
         started.append(vertex)
     return started
 
@@ -186,7 +201,7 @@ def routes_of(env: dict[str, str]) -> list[str]:
     """The event types ROUTES routes (empty if it is not a JSON object: the handler itself
     then stops with one line naming ROUTES)."""
     try:
-        routes = json.loads(env.get("ROUTES", ""))
+        routes = json.loads(env.get(contract.ENV_ROUTES, ""))
     except ValueError:
         return []
     return sorted(routes) if isinstance(routes, dict) else []
@@ -197,7 +212,7 @@ def describe(
 ) -> str:
     """`workflow 'ingest' of dev (config/dev.toml)`, and which settings the environment
     overrides."""
-    name = env.get("WORKFLOW_NAME", "?")
+    name = env.get(contract.ENV_WORKFLOW_NAME, "?")
     if config is None or env_name is None:
         source = "(local defaults, no --env)"
         overridden = [k for k in LOCAL_DEFAULTS if k in os.environ]
@@ -219,12 +234,12 @@ def publish_hint(
     """The command that delivers a routed event to this server as a push subscription would."""
     event_type = (routes_of(env) or ["model.train"])[0]
     if config is not None and env_name is not None:
-        workflow = config["WORKFLOW_NAME"]
+        workflow = config[contract.ENV_WORKFLOW_NAME]
         return (
             f"make publish ENV={env_name} WORKFLOW={workflow} EVENT={event_type} DATA='{{}}' "
             f"PUSH={url}"
         )
-    topic = f"projects/{env.get('GCP_PROJECT', 'local-project')}/topics/local-trigger"
+    topic = contract.topic_path(env.get(contract.ENV_GCP_PROJECT, _LOCAL_PROJECT), "local-trigger")
     return (
         f".venv/bin/python tools/publish.py --push-endpoint {url} --topic {topic} "
         f"--type {event_type} --data '{{}}'"
@@ -298,9 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for stand_in in stand_ins:
             print(f"{PREFIX} {stand_in.name} stand-in on {stand_in.url}", file=sys.stderr)
+        pubsub, vertex = contract.ENV_PUBSUB_EMULATOR_HOST, contract.ENV_VERTEX_AI_ENDPOINT
         print(
-            f"{PREFIX} PUBSUB_EMULATOR_HOST={env.get('PUBSUB_EMULATOR_HOST', '<unset>')}, "
-            f"VERTEX_AI_ENDPOINT={env.get('VERTEX_AI_ENDPOINT', '<default>')}",
+            f"{PREFIX} {pubsub}={env.get(pubsub, '<unset>')}, "
+            f"{vertex}={env.get(vertex, '<default>')}",
             file=sys.stderr,
             flush=True,
         )

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import requests
 from handler_envelopes import event_data, make_envelope
-from handler_standins import FunctionServer, handler_env, start_stand_ins
+from handler_fixtures import FunctionServer, handler_env
+from local_standins import start_stand_ins
 
 
 def _percentile(samples: list[float], fraction: float) -> float:

@@ -12,16 +12,18 @@ from typing import Any
 import pytest
 import requests
 from handler_envelopes import make_envelope
-from handler_standins import (
+from handler_fixtures import (
     DEAD_LETTER_TOPIC,
     FUNCTION_SOURCE,
     RESULTS_TOPIC,
     FunctionServer,
+    handler_env,
+)
+from local_standins import (
     Published,
     PubSubStandIn,
     StandIns,
     VertexStandIn,
-    handler_env,
     start_stand_ins,
 )
 

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from handler_standins import SUBSCRIPTION
+from handler_fixtures import SUBSCRIPTION
 
 _ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
 

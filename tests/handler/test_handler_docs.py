@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from handler_standins import REPO, PubSubStandIn, free_port
+from handler_fixtures import REPO
+from local_standins import PubSubStandIn, free_port
 
 DOC_URL = "http://127.0.0.1:8080/"
 STARTUP_TIMEOUT = 60

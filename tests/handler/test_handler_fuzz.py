@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handler_envelopes import make_envelope, rfc3339
-from handler_standins import _job_problem, _publish_problem, handler_env
+from handler_fixtures import handler_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from local_standins import job_problem, publish_problem
 
 from workflow_handler import events
 from workflow_handler.app import WorkflowHandler
@@ -110,14 +111,14 @@ class FakeApis:
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> ApiResponse:
         body = {"messages": [{"data": base64.b64encode(data).decode(), "attributes": attributes}]}
         self.calls.append(("publish", (topic, data, dict(attributes))))
-        problem = _publish_problem(json.loads(json.dumps(body)))
+        problem = publish_problem(json.loads(json.dumps(body)))
         assert problem is None, problem  # the handler never sends what Pub/Sub would reject
         return ApiResponse(self.publish_status, {"messageIds": ["9"]}, "publish")
 
     def create_pipeline_job(self, job_id: str, body: Mapping[str, Any]) -> ApiResponse:
         self.calls.append(("create", (job_id, body)))
         assert events.PIPELINE_JOB_ID_RE.match(job_id), job_id
-        assert _job_problem(json.loads(json.dumps(body))) is None
+        assert job_problem(json.loads(json.dumps(body))) is None
         error = {"error": {"status": "ALREADY_EXISTS"}} if self.create_status == 409 else {}
         return ApiResponse(self.create_status, error or {"name": f"jobs/{job_id}"}, "create")
 

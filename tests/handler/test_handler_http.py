@@ -13,16 +13,15 @@ from typing import Any
 import pytest
 from conftest import Live
 from handler_envelopes import b64, event_data, make_envelope, next_message_id, rfc3339
-from handler_standins import (
+from handler_fixtures import (
     DEAD_LETTER_TOPIC,
-    PROJECT_NUMBER,
     RESULTS_TOPIC,
     SUBSCRIPTION,
     TRAIN_TEMPLATE,
     FunctionServer,
-    StandIns,
     handler_env,
 )
+from local_standins import PROJECT_NUMBER, StandIns
 
 ACKED = {102, 200, 201, 202, 204}  # what Pub/Sub treats as an acknowledgement
 JOB_PREFIX = f"projects/{PROJECT_NUMBER}/locations/europe-west4/pipelineJobs/"

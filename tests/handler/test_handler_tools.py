@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import Live
 from handler_envelopes import make_envelope
-from handler_standins import REPO, StandIns, free_port
+from handler_fixtures import REPO
+from local_standins import StandIns, free_port
 
 TOOLS = REPO / "tools"
 TRIGGER = "projects/test-project/topics/train-model-trigger"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from handler_envelopes import b64, event_data, make_envelope
-from handler_standins import FUNCTION_SOURCE, ROUTES, handler_env
+from handler_fixtures import FUNCTION_SOURCE, ROUTES, handler_env
 
 from workflow_handler import events, google_apis, logs
 from workflow_handler.events import Event, PermanentError

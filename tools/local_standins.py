@@ -1,5 +1,4 @@
-"""Local stand-ins for the Google REST APIs the handler calls, and a runner for the real
-Functions Framework server.
+"""Local stand-ins for the Google REST APIs the handler calls: Pub/Sub and Vertex AI.
 
 Each stand-in is a real threaded HTTP server on 127.0.0.1:<free port>. It records every
 request, validates what it receives the way the real API would (so a malformed call fails a
@@ -7,7 +6,8 @@ test), and can be told to fail: a status with a Google error body, a delay (to p
 timeout), a dropped connection, or a non-JSON 200. A fault can apply before the request takes
 effect (nothing happens server side) or after it (the effect happens, the response is lost).
 
-Also used by tools/run_function.py for a local run with no GCP.
+Used by tools/run_function.py (`make run-function`) for a local run with no GCP, and by the
+handler's tests (tests/handler/). A module of the project's tools: it imports nothing from tests/.
 """
 
 from __future__ import annotations
@@ -16,21 +16,16 @@ import base64
 import binascii
 import contextlib
 import json
-import os
 import re
 import socket
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
-REPO = Path(__file__).resolve().parents[2]
-FUNCTION_SOURCE = REPO / "function_src" / "main.py"
 PROJECT_NUMBER = "123456789012"
 
 _GRPC_STATUS = {
@@ -284,7 +279,7 @@ class PubSubStandIn(StandIn):
             body = json.loads(request.body)
         except ValueError:
             return Reply(400, google_error(400, "Invalid JSON payload received."))
-        problem = _publish_problem(body)
+        problem = publish_problem(body)
         if problem:
             return Reply(400, google_error(400, problem))
         ids = []
@@ -303,7 +298,7 @@ class PubSubStandIn(StandIn):
         return Reply(200, {"messageIds": ids})
 
 
-def _publish_problem(body: Any) -> str | None:
+def publish_problem(body: Any) -> str | None:
     """Pub/Sub's own checks on a publish request (the ones a handler bug could trip)."""
     if not isinstance(body, dict) or set(body) != {"messages"}:
         return "body must be {messages: [...]}"
@@ -398,7 +393,7 @@ class VertexStandIn(StandIn):
             body = json.loads(request.body)
         except ValueError:
             return Reply(400, google_error(400, "Invalid JSON payload received."))
-        problem = _job_problem(body)
+        problem = job_problem(body)
         if problem:
             return Reply(400, google_error(400, problem))
         if job_id in self.jobs:
@@ -415,7 +410,7 @@ class VertexStandIn(StandIn):
         return Reply(200, job)
 
 
-def _job_problem(body: Any) -> str | None:
+def job_problem(body: Any) -> str | None:
     if not isinstance(body, dict):
         return "body must be a PipelineJob object"
     allowed = {"displayName", "templateUri", "runtimeConfig", "serviceAccount", "labels"}
@@ -444,140 +439,13 @@ def _job_problem(body: Any) -> str | None:
     return None
 
 
-# --- The real Functions Framework server ------------------------------------------------------
+# --- Starting them ------------------------------------------------------------------------------
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def functions_framework_command(port: int) -> list[str]:
-    script = Path(sys.executable).parent / "functions-framework"
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "functions_framework"]
-    return [
-        *base,
-        "--target",
-        "handler",
-        "--source",
-        str(FUNCTION_SOURCE),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-
-
-@dataclass
-class FunctionServer:
-    """`functions-framework --target handler --source function_src/main.py` as a subprocess,
-    its stdout and stderr captured to one file (read with `log_lines`)."""
-
-    env: dict[str, str]
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def start(self, timeout: float = 30.0) -> FunctionServer:
-        import requests
-
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            functions_framework_command(self.port),
-            env=self.env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"functions-framework exited with {self.process.returncode}:\n"
-                    + self.log_path.read_text(errors="replace")
-                )
-            try:
-                requests.get(self.url, timeout=1)
-                return self
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("functions-framework did not start listening in time")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-    def log_size(self) -> int:
-        return self.log_path.stat().st_size
-
-    def log_lines(self, since: int = 0) -> list[dict[str, Any]]:
-        """The JSON log lines written after byte offset `since` (non-JSON lines fail loudly)."""
-        with self.log_path.open("rb") as handle:
-            handle.seek(since)
-            raw = handle.read().decode("utf-8", "replace")
-        return [json.loads(line) for line in raw.splitlines() if line.strip()]
-
-
-def handler_env(pubsub: StandIn | None, vertex: StandIn | None, **overrides: str) -> dict[str, str]:
-    """The contract's environment variables, pointed at the stand-ins."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GOOGLE_", "CLOUDSDK_", "PUBSUB_", "VERTEX_"))
-    }
-    env.update(
-        WORKFLOW_NAME="train-model",
-        GCP_PROJECT="test-project",
-        VERTEX_LOCATION="europe-west4",
-        RESULTS_TOPIC=RESULTS_TOPIC,
-        DEAD_LETTER_TOPIC=DEAD_LETTER_TOPIC,
-        PIPELINE_ROOT="gs://test-bucket/train-model",
-        PIPELINE_SERVICE_ACCOUNT="pipeline@test-project.iam.gserviceaccount.com",
-        ROUTES=json.dumps(ROUTES),
-        MAX_EVENT_AGE_SECONDS="3600",
-        OUTBOUND_TIMEOUT_SECONDS="1",
-        PYTHONUNBUFFERED="1",
-    )
-    if pubsub is not None:
-        env["PUBSUB_EMULATOR_HOST"] = pubsub.host_port
-    if vertex is not None:
-        env["VERTEX_AI_ENDPOINT"] = vertex.url
-    env.update(overrides)
-    return env
-
-
-RESULTS_TOPIC = "projects/test-project/topics/train-model-results"
-DEAD_LETTER_TOPIC = "projects/test-project/topics/train-model-dead-letter"
-SUBSCRIPTION = "projects/test-project/subscriptions/train-model-push"
-TRAIN_TEMPLATE = "https://europe-west4-kfp.pkg.dev/test-project/pipelines/train/v1"
-ROUTES: dict[str, Any] = {
-    "model.train": {
-        "template_uri": TRAIN_TEMPLATE,
-        "parameters": {"epochs": 3, "learning_rate": 0.1},
-    },
-    "model.retrain": {
-        "template_uri": "https://europe-west4-kfp.pkg.dev/test-project/pipelines/retrain/sha256:abc123",
-        "parameters": {"epochs": 1},
-        "result_event_type": "model.retrain_started",
-    },
-    "predict.batch": {
-        "template_uri": "https://europe-west4-kfp.pkg.dev/test-project/pipelines/predict/latest",
-        "result_event_type": "predict.batch_started",
-    },
-}
 
 
 @dataclass
