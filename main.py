@@ -22,7 +22,7 @@ from pathlib import Path
 try:
     from ai_workflow_app import ConfigError, load_environments
 except ModuleNotFoundError as missing:
-    if missing.name not in ("ai_workflow", "ai_workflow_app", "cdktf", "constructs"):
+    if missing.name not in ("ai_workflow", "ai_workflow_app", "cdktf", "cdktn", "constructs"):
         raise
     name = "ai_workflow" if missing.name == "ai_workflow_app" else missing.name
     print(

@@ -12,7 +12,6 @@ import difflib
 import json
 import math
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -67,11 +66,14 @@ def _may_be_token(value: Any) -> bool:
 
 
 def is_token(value: Any) -> bool:
-    """True for an unresolved cdktf token (only possible once cdktf is imported)."""
+    """True for an unresolved cdktf/cdktn token (only possible once one of them is imported;
+    this never imports either)."""
     if not _may_be_token(value):
         return False
-    cdktf = sys.modules.get("cdktf")
-    return cdktf is not None and bool(cdktf.Token.is_unresolved(value))
+    from .compat import loaded_core
+
+    core = loaded_core()
+    return core is not None and bool(core.Token.is_unresolved(value))
 
 
 def integer_in_range(field: str, value: Any, low: int, high: int) -> Problems:

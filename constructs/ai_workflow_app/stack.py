@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from cdktf import LocalBackend, TerraformOutput, TerraformStack
-from cdktf_cdktf_provider_google.artifact_registry_repository import ArtifactRegistryRepository
-from cdktf_cdktf_provider_google.data_google_project import DataGoogleProject
-from cdktf_cdktf_provider_google.kms_crypto_key_iam_member import KmsCryptoKeyIamMember
-from cdktf_cdktf_provider_google.project_service import ProjectService
-from cdktf_cdktf_provider_google.provider import GoogleProvider
-from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
 from constructs import Construct
 
 from ai_workflow.bucket import HardenedBucket, HardenedBucketProps
+from ai_workflow.compat import cdk, provider
 from ai_workflow.source_bundle import SourceBundle
 from ai_workflow.workflow import AiWorkflow, AiWorkflowProps
 
 from .config import EnvironmentConfig, WorkflowConfig
+
+# cdktf or cdktn, whichever ai_workflow.compat chose, and the matching Google provider.
+LocalBackend = cdk.LocalBackend
+TerraformOutput = cdk.TerraformOutput
+TerraformStack = cdk.TerraformStack
+ArtifactRegistryRepository = provider("artifact_registry_repository").ArtifactRegistryRepository
+DataGoogleProject = provider("data_google_project").DataGoogleProject
+KmsCryptoKeyIamMember = provider("kms_crypto_key_iam_member").KmsCryptoKeyIamMember
+ProjectService = provider("project_service").ProjectService
+GoogleProvider = provider("provider").GoogleProvider
+StorageBucketObject = provider("storage_bucket_object").StorageBucketObject
 
 REQUIRED_APIS = (
     "artifactregistry.googleapis.com",

@@ -20,7 +20,9 @@ What is replaced:
   Every other stack directory is kept byte for byte (with its `.terraform/`), and
   `manifest.json` is merged: the synthesized stacks' entries are cdktf's new ones, every
   other stack present in `stacks/` keeps its entry (one in cdktf's format is written for a
-  stack the old manifest lacked), so `cdktf diff prod` still finds prod.
+  stack the old manifest lacked), so `cdktf diff prod` still finds prod. On CDK Terrain
+  (ai_workflow.compat chose cdktn) "cdktf" here means cdktn, and the merged manifest.json is
+  written in cdktn's format (`stable_stringify`).
 - `configured=` names every environment that has a config (`main.py` without `--env`, the
   full synth): a stack directory of any other name is stale (its `config/<env>.toml` is
   gone) and is removed with its `.terraform/`, so `cdktf.out` lists exactly the app's
@@ -42,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ai_workflow import compat
 from ai_workflow.source_bundle import SourceBundle, build_source_bundle
 
 from .config import EnvironmentConfig
@@ -75,11 +78,9 @@ class Written:
 
 def synth_app(envs: Sequence[EnvironmentConfig], bundle: SourceBundle, outdir: Path) -> None:
     """Synthesize `envs` into `outdir` (which must be new or empty)."""
-    from cdktf import App
-
     from .stack import ASSET_DIR, AiWorkflowStack
 
-    app = App(outdir=str(outdir))
+    app = compat.cdk.App(outdir=str(outdir))
     for env in envs:
         AiWorkflowStack(app, env, bundle)
     app.synth()
@@ -248,20 +249,33 @@ def _merged_manifest(old_path: Path, new_path: Path, present: Sequence[str]) -> 
     return stable_stringify({**new, "stacks": stacks})
 
 
-def stable_stringify(value: Any, level: int = 0) -> str:
-    """Port of json-stable-stringify with `{space: 2}`, which cdktf uses for manifest.json:
-    sorted keys, and empty containers still get a line break (`[\\n  ]`)."""
+def stable_stringify(value: Any, level: int = 0, flavour: str | None = None) -> str:
+    """manifest.json's text as the framework writes it (`flavour`: "cdktf" or "cdktn"; by
+    default the one ai_workflow.compat chose). Both sort keys and indent by 2:
+
+    - cdktf: json-stable-stringify with `{space: 2}`; empty containers still get a line
+      break (`[\\n  ]`);
+    - cdktn: safe-stable-stringify with indent 2, i.e. JSON.stringify's layout: `[]`, `{}`.
+    """
+    if flavour is None:
+        flavour = compat.NAME
+    if flavour == "cdktn":
+        text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+        return text.replace("\n", "\n" + "  " * level)
+    if flavour != "cdktf":
+        raise ValueError(f"flavour: got {flavour!r}, allowed cdktf or cdktn")
     indent = "\n" + "  " * level
     if isinstance(value, dict):
         items = [
-            f"{indent}  {json.dumps(k, ensure_ascii=False)}: {stable_stringify(v, level + 1)}"
+            f"{indent}  {json.dumps(k, ensure_ascii=False)}: "
+            + stable_stringify(v, level + 1, flavour)
             for k, v in sorted(value.items())
         ]
         return "{" + ",".join(items) + indent + "}"
     if isinstance(value, list):
         return (
             "["
-            + ",".join(f"{indent}  {stable_stringify(v, level + 1)}" for v in value)
+            + ",".join(f"{indent}  {stable_stringify(v, level + 1, flavour)}" for v in value)
             + (indent + "]")
         )
     return json.dumps(value, ensure_ascii=False)
