@@ -15,9 +15,13 @@ needs_node = pytest.mark.skipif(
 )
 
 
-def run_with_preload(hook: Path, probe: str, argument: Path) -> subprocess.CompletedProcess[str]:
-    """`node --require <hook> -e <probe> <argument>`, without the caller's NODE_OPTIONS."""
-    env = {k: v for k, v in os.environ.items() if k != "NODE_OPTIONS"}
+def run_with_preload(
+    hook: Path, probe: str, argument: Path, **environ: str
+) -> subprocess.CompletedProcess[str]:
+    """`node --require <hook> -e <probe> <argument>`, without the caller's NODE_OPTIONS (nor
+    CDKTN_DISABLE_CREATION_STACK), with `environ` added."""
+    drop = {"NODE_OPTIONS", "CDKTN_DISABLE_CREATION_STACK"}
+    env = {k: v for k, v in os.environ.items() if k not in drop} | environ
     return subprocess.run(
         [str(NODE), "--require", str(hook), "-e", probe, str(argument)],
         env=env,

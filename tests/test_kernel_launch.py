@@ -1,9 +1,10 @@
-"""kernel_launch: the direct jsii runtime, the token stack hook, and the start environment.
+"""kernel_launch: the direct jsii runtime, the token stack switches, and the start environment.
 
 That the three together leave the synthesized JSON byte-identical is proven in
 test_lazy_provider.py (default app against the stock runtime with
 AI_WORKFLOW_EAGER_IMPORTS=1). These tests pin each part, including the shapes of the
-third-party files they rely on, so an upgrade of jsii or cdktf that changes them fails here.
+third-party files they rely on (those of the framework in use: cdktf, or cdktn with
+`make test-cdktn`), so an upgrade of jsii, cdktf or cdktn that changes them fails here.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
+from frameworks import on
 from node_helpers import NODE, needs_node, run_with_preload
 
+from ai_workflow import compat
 from cdktf_fastsynth import kernel_launch, lazy_provider
 
 
@@ -85,6 +88,8 @@ def test_the_start_environment() -> None:
     assert options.startswith("--max-old-space-size=100 --preserve-symlinks --require ")
     assert kernel_launch.node_require_option(lazy_provider.NODE_HOOK) in options
     assert kernel_launch.node_require_option(kernel_launch.TOKEN_STACK_HOOK) in options
+    # cdktn's own switch for the same thing (cdktf ignores it).
+    assert changes["CDKTN_DISABLE_CREATION_STACK"] == "1"
     # Nothing is added twice.
     again = kernel_launch.kernel_environment({"NODE_OPTIONS": options})
     assert "NODE_OPTIONS" not in again
@@ -98,7 +103,14 @@ def test_token_stack_traces_can_be_kept_for_debugging(value: str, kept: bool) ->
     changes = kernel_launch.kernel_environment({kernel_launch.TOKEN_STACKS_ENV_VAR: value})
     hook = kernel_launch.node_require_option(kernel_launch.TOKEN_STACK_HOOK)
     assert (hook not in changes["NODE_OPTIONS"]) is kept
+    assert ("CDKTN_DISABLE_CREATION_STACK" not in changes) is kept
     assert kernel_launch.node_require_option(lazy_provider.NODE_HOOK) in changes["NODE_OPTIONS"]
+
+
+@pytest.mark.parametrize("value", ["0", "", "true"])
+def test_a_cdktn_creation_stack_setting_of_the_users_own_is_kept(value: str) -> None:
+    changes = kernel_launch.kernel_environment({"CDKTN_DISABLE_CREATION_STACK": value})
+    assert "CDKTN_DISABLE_CREATION_STACK" not in changes
 
 
 def test_a_runtime_chosen_by_the_user_is_kept() -> None:
@@ -189,13 +201,12 @@ def test_the_direct_kernel_needs_its_program(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == ["direct_kernel.js: AI_WORKFLOW_JSII_PROGRAM is not set"]
 
 
-# --- token_stack_hook.js -------------------------------------------------------------------
+# --- token stacks: token_stack_hook.js (cdktf), CDKTN_DISABLE_CREATION_STACK (cdktn) ------
 
 
-def cdktf_stack_trace_source() -> str:
-    """lib/tokens/private/stack-trace.js from the cdktf assembly the kernel loads."""
-    import cdktf._jsii as assembly
-
+def stack_trace_source() -> str:
+    """lib/tokens/private/stack-trace.js from the assembly of the framework in use."""
+    assembly = importlib.import_module(f"{compat.NAME}._jsii")
     tarball = next(
         p for p in importlib.resources.files(assembly).iterdir() if p.name.endswith(".tgz")
     )
@@ -207,20 +218,24 @@ def cdktf_stack_trace_source() -> str:
 
 STACK_PROBE = (
     "const m = require(process.argv[1]);"
-    "console.log(JSON.stringify({frames: m.captureStackTrace().length}));"
+    "const creation = m.captureCreationStack ? m.captureCreationStack().length : null;"
+    "console.log(JSON.stringify({frames: m.captureStackTrace().length, creation}));"
 )
 
 
-def run_stack_probe(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
-    module = tmp_path / "node_modules" / "cdktf" / "lib" / "tokens" / "private" / "stack-trace.js"
+def run_stack_probe(
+    tmp_path: Path, source: str, framework: str = "cdktf", **environ: str
+) -> subprocess.CompletedProcess[str]:
+    module = tmp_path / "node_modules" / framework / "lib" / "tokens" / "private" / "stack-trace.js"
     module.parent.mkdir(parents=True)
     module.write_text(source)
-    return run_with_preload(kernel_launch.TOKEN_STACK_HOOK, STACK_PROBE, module)
+    return run_with_preload(kernel_launch.TOKEN_STACK_HOOK, STACK_PROBE, module, **environ)
 
 
 @needs_node
+@pytest.mark.skipif(not on("cdktf"), reason="cdktf's stack-trace.js (cdktn's: the next test)")
 def test_cdktf_token_stack_traces_are_not_recorded(tmp_path: Path) -> None:
-    real = cdktf_stack_trace_source()
+    real = stack_trace_source()
     assert "exports.captureStackTrace = captureStackTrace;" in real
     unhooked = subprocess.run(
         [str(NODE), "-e", real + "\nconsole.log(captureStackTrace().length)"],
@@ -230,7 +245,27 @@ def test_cdktf_token_stack_traces_are_not_recorded(tmp_path: Path) -> None:
     )
     assert int(unhooked.stdout) > 0  # without the hook cdktf records frames
     result = run_stack_probe(tmp_path, real)
-    assert json.loads(result.stdout) == {"frames": 0}
+    assert json.loads(result.stdout) == {"frames": 0, "creation": None}
+    assert result.stderr == ""
+
+
+@needs_node
+@pytest.mark.skipif(not on("cdktn"), reason="cdktn's stack-trace.js (cdktf's: the test above)")
+@pytest.mark.parametrize(("switch", "recorded"), [(None, True), ("1", False), ("true", False)])
+def test_cdktn_token_stacks_follow_its_own_switch_and_the_hook_leaves_it_alone(
+    tmp_path: Path, switch: str | None, recorded: bool
+) -> None:
+    """cdktn records a token's creation stack through captureCreationStack, which returns []
+    when CDKTN_DISABLE_CREATION_STACK is 1 or true; the cdktf hook (preloaded here too, as in
+    the kernel) does not touch cdktn's file, whose captureCreationStack it would drop."""
+    real = stack_trace_source()
+    assert "exports.captureCreationStack = captureCreationStack;" in real
+    assert "process.env.CDKTN_DISABLE_CREATION_STACK" in real
+    environ = {} if switch is None else {"CDKTN_DISABLE_CREATION_STACK": switch}
+    result = run_stack_probe(tmp_path, real, "cdktn", **environ)
+    report = json.loads(result.stdout)
+    assert report["frames"] > 0  # untouched: the hook only replaces cdktf's file
+    assert (report["creation"] > 0) is recorded
     assert result.stderr == ""
 
 
@@ -238,28 +273,30 @@ def test_cdktf_token_stack_traces_are_not_recorded(tmp_path: Path) -> None:
 def test_an_unexpected_stack_trace_module_is_kept_with_one_warning_line(tmp_path: Path) -> None:
     source = '"use strict"; exports.captureStackTrace = () => ["frame"];\n'
     result = run_stack_probe(tmp_path, source)
-    assert json.loads(result.stdout) == {"frames": 1}
+    assert json.loads(result.stdout) == {"frames": 1, "creation": None}
     lines = result.stderr.splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("warning: ") and "unexpected layout" in lines[0]
 
 
-# A token whose producer fails: cdktf reports a "Resolution error" and, only when it
+# A token whose producer fails: the framework reports a "Resolution error" and, only when it
 # recorded one, the token's creation stack.
 RESOLUTION_ERROR = """
 import sys, tempfile
 import cdktf_fastsynth
 cdktf_fastsynth.enable()
 import jsii
-from cdktf import App, IStringProducer, Lazy, TerraformOutput, TerraformStack
+from ai_workflow.compat import cdk
 
-@jsii.implements(IStringProducer)
+@jsii.implements(cdk.IStringProducer)
 class Failing:
     def produce(self, context):
         raise ValueError("no value")
 
-app = App(outdir=tempfile.mkdtemp())
-TerraformOutput(TerraformStack(app, "s"), "o", value=Lazy.string_value(Failing()))
+app = cdk.App(outdir=tempfile.mkdtemp())
+cdk.TerraformOutput(
+    cdk.TerraformStack(app, "s"), "o", value=cdk.Lazy.string_value(Failing())
+)
 try:
     app.synth()
 except Exception as error:
@@ -272,7 +309,11 @@ except Exception as error:
 def test_the_real_kernel_records_token_stacks_only_when_asked(
     keep: str | None, stack_shown: bool
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k != kernel_launch.TOKEN_STACKS_ENV_VAR}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {kernel_launch.TOKEN_STACKS_ENV_VAR, kernel_launch.CDKTN_CREATION_STACK_ENV_VAR}
+    }
     env["JSII_NODE"] = str(NODE)
     if keep is not None:
         env[kernel_launch.TOKEN_STACKS_ENV_VAR] = keep
@@ -288,5 +329,5 @@ def test_the_real_kernel_records_token_stacks_only_when_asked(
     assert ("Object creation stack:" in result.stdout) is stack_shown
     # What it would show is kernel frames, never the Python file that made the token.
     if stack_shown:
-        assert "cdktf/lib/tokens/lazy.js" in result.stdout
+        assert f"{compat.NAME}/lib/tokens/lazy.js" in result.stdout
         assert "<string>" not in result.stdout

@@ -14,9 +14,12 @@ back, so Node programs this process starts later (npx, tests) do not inherit any
 - NODE_OPTIONS --require lazy_provider_hook.js: the provider's JS index loads submodules
   on first use (see lazy_provider).
 - NODE_OPTIONS --require token_stack_hook.js: cdktf stops recording a JavaScript stack
-  trace for every token (~10% of a 100-workflow synth; see that file). Set
-  AI_WORKFLOW_TOKEN_STACK_TRACES=1 to keep them, e.g. to see where a token that fails to
-  resolve ("Resolution error") was created.
+  trace for every token (~10% of a 100-workflow synth; see that file). CDK Terrain (cdktn)
+  has a switch of its own for the same thing, CDKTN_DISABLE_CREATION_STACK=1, which is set
+  instead of touching its files (the hook matches only cdktf's file, and cdktn's has a
+  second function the hook's replacement would drop). Each framework ignores the other's
+  means, so both are always set. Set AI_WORKFLOW_TOKEN_STACK_TRACES=1 to keep the traces,
+  e.g. to see where a token that fails to resolve ("Resolution error") was created.
 
 None of this changes the synthesized JSON (tests/test_lazy_provider.py compares it byte for
 byte with the stock runtime). AI_WORKFLOW_EAGER_IMPORTS=1 turns all of it off. A JSII_RUNTIME
@@ -43,6 +46,8 @@ DIRECT_KERNEL = HERE / "direct_kernel.js"
 TOKEN_STACK_HOOK = HERE / "token_stack_hook.js"
 PROGRAM_ENV_VAR = "AI_WORKFLOW_JSII_PROGRAM"
 TOKEN_STACKS_ENV_VAR = "AI_WORKFLOW_TOKEN_STACK_TRACES"
+# cdktn (CDK Terrain) records no token creation stacks when this is "1" or "true".
+CDKTN_CREATION_STACK_ENV_VAR = "CDKTN_DISABLE_CREATION_STACK"
 
 # How jsii's kernel program opens its protocol channel (fd 3, which the relay provides),
 # and the same on stdin/stdout for the direct runtime.
@@ -61,7 +66,7 @@ def direct_program_source(source: str) -> str | None:
 
 
 def token_stacks_requested(environ: Mapping[str, str]) -> bool:
-    """True when the user asked to keep cdktf's token creation stack traces."""
+    """True when the user asked to keep cdktf's (or cdktn's) token creation stack traces."""
     return lazy_provider.env_flag(TOKEN_STACKS_ENV_VAR, environ)
 
 
@@ -109,9 +114,11 @@ def _write_direct_program() -> Path | None:
 def kernel_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The variables to set (relative to `environ`) for a fast kernel start."""
     options = [node_require_option(lazy_provider.NODE_HOOK)]
+    changes: dict[str, str] = {}
     if not token_stacks_requested(environ):
         options.append(node_require_option(TOKEN_STACK_HOOK))
-    changes: dict[str, str] = {}
+        if CDKTN_CREATION_STACK_ENV_VAR not in environ:
+            changes[CDKTN_CREATION_STACK_ENV_VAR] = "1"
     if "JSII_RUNTIME" not in environ:
         program = _write_direct_program()
         if program is not None:

@@ -17,6 +17,12 @@ re-evaluates the stub's string annotations on every call (~40% of the Python tim
 100-workflow synth). `install()` memoizes get_type_hints for those generated stubs only;
 the checks themselves still run.
 
+On CDK Terrain (cdktn) the Python package `cdktn_provider_google` already loads its
+submodules on first access, so nothing hooks it; its JS index (`@cdktn/provider-google`,
+`exports.x = __importStar(require("./x/index"));` lines) is made lazy by the same Node hook,
+and the type-hint memo covers cdktn's core too. Every part is framework-agnostic: each hook
+matches only its own files, so `install()` needs no choice of framework.
+
 Set AI_WORKFLOW_EAGER_IMPORTS=1 to turn all of this off (and kernel_launch's speed-ups too).
 If the package's `__init__.py` (or the JS `lib/index.js`) does not have the expected shape,
 that side falls back to the eager import with a one-line warning.
@@ -37,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 PROVIDER_PACKAGE = "cdktf_cdktf_provider_google"
+# cdktn's Google provider: lazy by itself (PEP 562), so never hooked.
+CDKTN_PROVIDER_PACKAGE = "cdktn_provider_google"
 EAGER_ENV_VAR = "AI_WORKFLOW_EAGER_IMPORTS"
 
 _SUBMODULE_IMPORT = re.compile(r"^from \. import ([a-z_][a-z0-9_]*)$")
@@ -135,11 +143,12 @@ _FINDER = _LazyProviderFinder()
 def install() -> bool:
     """Install the lazy hook once; returns whether lazy loading is active.
 
-    A no-op when eager imports are requested or the provider is already imported.
+    A no-op when eager imports are requested or a provider (cdktf's or cdktn's) is already
+    imported.
     """
     if eager_requested():
         return False
-    if PROVIDER_PACKAGE in sys.modules:
+    if PROVIDER_PACKAGE in sys.modules or CDKTN_PROVIDER_PACKAGE in sys.modules:
         return _FINDER in sys.meta_path
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
@@ -147,7 +156,9 @@ def install() -> bool:
     return True
 
 
-_JSII_MODULES = frozenset({PROVIDER_PACKAGE, "cdktf", "constructs"})
+_JSII_MODULES = frozenset(
+    {PROVIDER_PACKAGE, CDKTN_PROVIDER_PACKAGE, "cdktf", "cdktn", "constructs"}
+)
 _STUB_PREFIX = "_typecheckingstub__"
 
 

@@ -7,7 +7,10 @@
 // Profiling a 100-workflow synth put ~10% of the wall time here (captureStackTrace plus
 // V8 formatting the frames). This hook swaps cdktf's captureStackTrace for one that
 // records nothing; cdktf then leaves the "Object creation stack" line out of resolution
-// errors. Nothing that is synthesized changes. Any other file is untouched.
+// errors. Nothing that is synthesized changes. Any other file is untouched, CDK Terrain's
+// cdktn/lib/tokens/private/stack-trace.js included: it also exports captureCreationStack,
+// which this replacement would drop, and honours CDKTN_DISABLE_CREATION_STACK=1 instead
+// (kernel_launch.py sets that).
 "use strict";
 
 const Module = require("module");
