@@ -5,6 +5,9 @@ SHELL := /bin/bash
 PYTHON_BOOTSTRAP ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# CDK Terrain (cdktn) in place of cdktf, for `make test-cdktn`.
+VENV_CDKTN := .venv-cdktn
+PY_CDKTN := $(VENV_CDKTN)/bin/python
 NODE_BIN := $(CURDIR)/node_modules/.bin
 # jsii and the cdktf CLI run on the Node 22 pinned in package.json, not the system Node.
 export JSII_NODE := $(NODE_BIN)/node
@@ -14,7 +17,7 @@ export CHECKPOINT_DISABLE := 1
 
 ENV ?= dev
 
-.PHONY: synth cdktf-synth test lint typecheck pytest snapshot-update bench watch \
+.PHONY: synth cdktf-synth test test-cdktn lint typecheck pytest snapshot-update bench watch \
         run-function publish clean install help
 
 ## help: list every target with what it does and its parameters (bare `make` runs synth)
@@ -29,6 +32,11 @@ install: $(VENV)/.installed node_modules/.installed
 $(VENV)/.installed: requirements.txt constraints.txt function_src/requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	@touch $@
+
+$(VENV_CDKTN)/.installed: requirements-cdktn.txt constraints-cdktn.txt function_src/requirements.txt pyproject.toml
+	@test -x $(PY_CDKTN) || $(PYTHON_BOOTSTRAP) -m venv $(VENV_CDKTN)
+	$(PY_CDKTN) -m pip install --quiet --disable-pip-version-check -r requirements-cdktn.txt -c constraints-cdktn.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -46,6 +54,12 @@ cdktf-synth: install
 
 ## test: lint, type-check and the whole pytest suite
 test: install lint typecheck pytest
+
+## test-cdktn: the pytest suite on CDK Terrain (cdktn) instead of cdktf, in its own .venv-cdktn
+##   (requirements-cdktn.txt + constraints-cdktn.txt: cdktn 0.24, Google provider 8.x;
+##   PYTEST_ARGS as for pytest)
+test-cdktn: $(VENV_CDKTN)/.installed node_modules/.installed
+	$(PY_CDKTN) -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff check and ruff format --check
 lint: $(VENV)/.installed
