@@ -11,6 +11,7 @@ import pytest
 from stack_helpers import ref, resources
 
 from ai_workflow.bucket import HardenedBucket, HardenedBucketProps
+from ai_workflow.compat import cdk
 from ai_workflow.dead_letter import DeadLetterQueue, DeadLetterQueueProps
 from ai_workflow.errors import ConfigError
 from ai_workflow.handler_function import HandlerFunction, HandlerFunctionProps
@@ -25,21 +26,15 @@ PRODUCER = "serviceAccount:etl@acme.iam.gserviceaccount.com"
 
 @pytest.fixture
 def stack() -> Iterator[Any]:
-    from cdktf import App, TerraformStack
-
-    yield TerraformStack(App(), "bare")
+    yield cdk.TerraformStack(cdk.App(), "bare")
 
 
 def synth(stack: Any) -> dict[str, Any]:
-    from cdktf import Testing
-
-    return json.loads(Testing.synth(stack))
+    return json.loads(cdk.Testing.synth(stack))
 
 
 def token_number() -> Any:
-    from cdktf import Token
-
-    return Token.as_number("${var.retention}")
+    return cdk.Token.as_number("${var.retention}")
 
 
 def bucket(stack: Any, name: str = "acme-fn-source", id: str = "source_bucket") -> HardenedBucket:

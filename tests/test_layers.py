@@ -18,6 +18,7 @@ import pytest
 from environments import FIXTURE_CONFIG_DIR, ROOT
 
 CONSTRUCTS = ROOT / "constructs"
+FRAMEWORK_PACKAGES = {"cdktf", "cdktn", "cdktf_cdktf_provider_google", "cdktn_provider_google"}
 
 PROCESS_STATE = """
 import json, os, sys, typing
@@ -275,3 +276,27 @@ def test_the_stack_takes_only_the_contract_from_the_handler() -> None:
             ):
                 found |= {(path.name, f"{node.module}.{a.name}") for a in node.names}
     assert {what for _, what in found} == {"workflow_handler.contract"}, sorted(found)
+
+
+def test_the_library_reaches_the_framework_only_through_compat() -> None:
+    """cdktf or cdktn: every construct module imports them via ai_workflow.compat, except
+    under TYPE_CHECKING (type checkers see cdktf's names)."""
+    direct = set()
+    for path in sorted((CONSTRUCTS / "ai_workflow").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(n)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+            for n in ast.walk(ast.Module(body=block.body, type_ignores=[]))
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom | ast.Import) and id(node) not in typing_only:
+                names = (
+                    [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else [a.name for a in node.names]
+                )
+                if any(n.split(".")[0] in FRAMEWORK_PACKAGES for n in names):
+                    direct.add(path.name)
+    assert direct <= {"compat.py"}

@@ -5,22 +5,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from cdktf import ITerraformDependable
-from cdktf_cdktf_provider_google.storage_bucket import (
-    StorageBucket,
-    StorageBucketLifecycleRule,
-    StorageBucketLifecycleRuleAction,
-    StorageBucketLifecycleRuleCondition,
-    StorageBucketLogging,
-    StorageBucketVersioning,
-)
-from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from constructs import Construct
 
 from . import rules
+from .compat import cdk, provider
 from .errors import ConfigError
 from .naming import terraform_id
+
+# cdktf or CDK Terrain, whichever ai_workflow.compat chose (type checkers see cdktf).
+if TYPE_CHECKING:
+    from cdktf import ITerraformDependable
+    from cdktf_cdktf_provider_google.storage_bucket import (
+        StorageBucket,
+        StorageBucketLifecycleRule,
+        StorageBucketLifecycleRuleAction,
+        StorageBucketLifecycleRuleCondition,
+        StorageBucketLogging,
+        StorageBucketVersioning,
+    )
+    from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
+else:
+    ITerraformDependable = cdk.ITerraformDependable
+    _storage_bucket = provider("storage_bucket")
+    StorageBucket = _storage_bucket.StorageBucket
+    StorageBucketLifecycleRule = _storage_bucket.StorageBucketLifecycleRule
+    StorageBucketLifecycleRuleAction = _storage_bucket.StorageBucketLifecycleRuleAction
+    StorageBucketLifecycleRuleCondition = _storage_bucket.StorageBucketLifecycleRuleCondition
+    StorageBucketLogging = _storage_bucket.StorageBucketLogging
+    StorageBucketVersioning = _storage_bucket.StorageBucketVersioning
+    StorageBucketIamMember = provider("storage_bucket_iam_member").StorageBucketIamMember
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,22 +13,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cdktf import ITerraformDependable
-from cdktf_cdktf_provider_google.pubsub_subscription import (
-    PubsubSubscription,
-    PubsubSubscriptionDeadLetterPolicy,
-    PubsubSubscriptionExpirationPolicy,
-)
-from cdktf_cdktf_provider_google.pubsub_subscription_iam_member import (
-    PubsubSubscriptionIamMember,
-)
 from constructs import Construct
 
 from . import rules
+from .compat import cdk, provider
 from .errors import ConfigError
 from .naming import terraform_id
 from .topic import EventTopic, EventTopicProps
+
+# cdktf or CDK Terrain, whichever ai_workflow.compat chose (type checkers see cdktf).
+if TYPE_CHECKING:
+    from cdktf import ITerraformDependable
+    from cdktf_cdktf_provider_google.pubsub_subscription import (
+        PubsubSubscription,
+        PubsubSubscriptionDeadLetterPolicy,
+        PubsubSubscriptionExpirationPolicy,
+    )
+    from cdktf_cdktf_provider_google.pubsub_subscription_iam_member import (
+        PubsubSubscriptionIamMember,
+    )
+else:
+    ITerraformDependable = cdk.ITerraformDependable
+    _pubsub_subscription = provider("pubsub_subscription")
+    PubsubSubscription = _pubsub_subscription.PubsubSubscription
+    PubsubSubscriptionDeadLetterPolicy = _pubsub_subscription.PubsubSubscriptionDeadLetterPolicy
+    PubsubSubscriptionExpirationPolicy = _pubsub_subscription.PubsubSubscriptionExpirationPolicy
+    PubsubSubscriptionIamMember = provider(
+        "pubsub_subscription_iam_member"
+    ).PubsubSubscriptionIamMember
 
 WEEK_SECONDS = 604_800
 

@@ -10,34 +10,68 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from cdktf import ITerraformDependable
-from cdktf_cdktf_provider_google.artifact_registry_repository_iam_member import (
-    ArtifactRegistryRepositoryIamMember,
-)
-from cdktf_cdktf_provider_google.cloud_run_v2_service_iam_member import (
-    CloudRunV2ServiceIamMember,
-)
-from cdktf_cdktf_provider_google.cloudfunctions2_function import (
-    Cloudfunctions2Function,
-    Cloudfunctions2FunctionBuildConfig,
-    Cloudfunctions2FunctionBuildConfigSource,
-    Cloudfunctions2FunctionBuildConfigSourceStorageSource,
-    Cloudfunctions2FunctionServiceConfig,
-    Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables,
-)
-from cdktf_cdktf_provider_google.secret_manager_secret_iam_member import (
-    SecretManagerSecretIamMember,
-)
-from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from constructs import Construct
 
 from . import rules
 from .bucket import HardenedBucket
+from .compat import cdk, provider
 from .errors import ConfigError
 from .iam import project_role
 from .naming import WorkflowNames
 from .workflow_config import SecretEnvConfig, WorkflowSettings, settings_problems
+
+# cdktf or CDK Terrain, whichever ai_workflow.compat chose (type checkers see cdktf).
+if TYPE_CHECKING:
+    from cdktf import ITerraformDependable
+    from cdktf_cdktf_provider_google.artifact_registry_repository_iam_member import (
+        ArtifactRegistryRepositoryIamMember,
+    )
+    from cdktf_cdktf_provider_google.cloud_run_v2_service_iam_member import (
+        CloudRunV2ServiceIamMember,
+    )
+    from cdktf_cdktf_provider_google.cloudfunctions2_function import (
+        Cloudfunctions2Function,
+        Cloudfunctions2FunctionBuildConfig,
+        Cloudfunctions2FunctionBuildConfigSource,
+        Cloudfunctions2FunctionBuildConfigSourceStorageSource,
+        Cloudfunctions2FunctionServiceConfig,
+        Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables,
+    )
+    from cdktf_cdktf_provider_google.secret_manager_secret_iam_member import (
+        SecretManagerSecretIamMember,
+    )
+    from cdktf_cdktf_provider_google.service_account import ServiceAccount
+else:
+    ITerraformDependable = cdk.ITerraformDependable
+    ArtifactRegistryRepositoryIamMember = provider(
+        "artifact_registry_repository_iam_member"
+    ).ArtifactRegistryRepositoryIamMember
+    CloudRunV2ServiceIamMember = provider(
+        "cloud_run_v2_service_iam_member"
+    ).CloudRunV2ServiceIamMember
+    _cloudfunctions2_function = provider("cloudfunctions2_function")
+    Cloudfunctions2Function = _cloudfunctions2_function.Cloudfunctions2Function
+    Cloudfunctions2FunctionBuildConfig = (
+        _cloudfunctions2_function.Cloudfunctions2FunctionBuildConfig
+    )
+    Cloudfunctions2FunctionBuildConfigSource = (
+        _cloudfunctions2_function.Cloudfunctions2FunctionBuildConfigSource
+    )
+    Cloudfunctions2FunctionBuildConfigSourceStorageSource = (
+        _cloudfunctions2_function.Cloudfunctions2FunctionBuildConfigSourceStorageSource
+    )
+    Cloudfunctions2FunctionServiceConfig = (
+        _cloudfunctions2_function.Cloudfunctions2FunctionServiceConfig
+    )
+    Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables = (
+        _cloudfunctions2_function.Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables
+    )
+    SecretManagerSecretIamMember = provider(
+        "secret_manager_secret_iam_member"
+    ).SecretManagerSecretIamMember
+    ServiceAccount = provider("service_account").ServiceAccount
 
 ENTRY_POINT = "handler"
 

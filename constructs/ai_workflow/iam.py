@@ -6,10 +6,18 @@ their own (Vertex AI PipelineJobs, log writing) are granted on the project.
 
 from __future__ import annotations
 
-from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
+from typing import TYPE_CHECKING
+
 from constructs import Construct
 
+from .compat import provider
 from .naming import terraform_id
+
+# cdktf or CDK Terrain, whichever ai_workflow.compat chose (type checkers see cdktf).
+if TYPE_CHECKING:
+    from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
+else:
+    ProjectIamMember = provider("project_iam_member").ProjectIamMember
 
 
 def project_role(

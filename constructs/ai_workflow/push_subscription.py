@@ -7,23 +7,38 @@ policy, none of which Terraform can set on an Eventarc-managed subscription.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cdktf_cdktf_provider_google.pubsub_subscription import (
-    PubsubSubscription,
-    PubsubSubscriptionExpirationPolicy,
-    PubsubSubscriptionPushConfig,
-    PubsubSubscriptionPushConfigOidcToken,
-    PubsubSubscriptionRetryPolicy,
-)
-from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
 from constructs import Construct
 
 from . import rules
+from .compat import provider
 from .dead_letter import DeadLetterQueue, DeadLetterQueueProps
 from .errors import ConfigError
 from .handler_function import HandlerFunction, service_account
 from .naming import WorkflowNames
 from .topic import EventTopic
+
+# cdktf or CDK Terrain, whichever ai_workflow.compat chose (type checkers see cdktf).
+if TYPE_CHECKING:
+    from cdktf_cdktf_provider_google.pubsub_subscription import (
+        PubsubSubscription,
+        PubsubSubscriptionExpirationPolicy,
+        PubsubSubscriptionPushConfig,
+        PubsubSubscriptionPushConfigOidcToken,
+        PubsubSubscriptionRetryPolicy,
+    )
+    from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
+else:
+    _pubsub_subscription = provider("pubsub_subscription")
+    PubsubSubscription = _pubsub_subscription.PubsubSubscription
+    PubsubSubscriptionExpirationPolicy = _pubsub_subscription.PubsubSubscriptionExpirationPolicy
+    PubsubSubscriptionPushConfig = _pubsub_subscription.PubsubSubscriptionPushConfig
+    PubsubSubscriptionPushConfigOidcToken = (
+        _pubsub_subscription.PubsubSubscriptionPushConfigOidcToken
+    )
+    PubsubSubscriptionRetryPolicy = _pubsub_subscription.PubsubSubscriptionRetryPolicy
+    ServiceAccountIamMember = provider("service_account_iam_member").ServiceAccountIamMember
 
 WEEK_SECONDS = 604_800
 

@@ -5,15 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from cdktf import ITerraformDependable
-from cdktf_cdktf_provider_google.pubsub_topic import PubsubTopic
-from cdktf_cdktf_provider_google.pubsub_topic_iam_member import PubsubTopicIamMember
 from constructs import Construct
 
 from . import rules
+from .compat import cdk, provider
 from .errors import ConfigError
 from .naming import member_id, terraform_id
+
+# cdktf or CDK Terrain, whichever ai_workflow.compat chose (type checkers see cdktf).
+if TYPE_CHECKING:
+    from cdktf import ITerraformDependable
+    from cdktf_cdktf_provider_google.pubsub_topic import PubsubTopic
+    from cdktf_cdktf_provider_google.pubsub_topic_iam_member import PubsubTopicIamMember
+else:
+    ITerraformDependable = cdk.ITerraformDependable
+    PubsubTopic = provider("pubsub_topic").PubsubTopic
+    PubsubTopicIamMember = provider("pubsub_topic_iam_member").PubsubTopicIamMember
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cdktf import ITerraformDependable, TerraformOutput
-from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
 from constructs import Construct
 
 from .bucket import HardenedBucket
+from .compat import cdk, provider
 from .dead_letter import DeadLetterQueue, DeadLetterQueueProps
 from .errors import ConfigError
 from .handler_env import handler_environment
@@ -23,6 +23,15 @@ from .naming import WorkflowNames, member_id
 from .push_subscription import PushSubscription, PushSubscriptionProps
 from .topic import EventTopic, EventTopicProps
 from .workflow_config import WorkflowConfig, workflow_problems
+
+# cdktf or CDK Terrain, whichever ai_workflow.compat chose (type checkers see cdktf).
+if TYPE_CHECKING:
+    from cdktf import ITerraformDependable, TerraformOutput
+    from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
+else:
+    ITerraformDependable = cdk.ITerraformDependable
+    TerraformOutput = cdk.TerraformOutput
+    ServiceAccountIamMember = provider("service_account_iam_member").ServiceAccountIamMember
 
 
 @dataclass(frozen=True, kw_only=True)
