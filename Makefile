@@ -108,8 +108,9 @@ publish: $(VENV)/.installed
 		$${PUBLISH_PUSH:+--push-endpoint "$$PUBLISH_PUSH"}
 
 ## bench: eager vs lazy provider imports, 1/10/50/100-workflow stacks, handler import time;
-##   prints a table and writes bench/results.md (RUNS=5 cold processes per variant, ~4 min)
-bench: install
+##   cdktf against cdktn; prints a table and writes bench/results.md (RUNS=5 cold processes
+##   per variant, ~8 min)
+bench: install $(VENV_CDKTN)/.installed
 	$(PY) bench/run_bench.py --runs "$(or $(RUNS),5)" --out bench/results.md
 
 ## watch: keep one process warm; re-synthesize into cdktf.out when config/, constructs/ or
