@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         envs = load_environments(config_files(args.config_dir, args.env))
+        for notice in (notice for env in envs for notice in env.notices):
+            print(f"warning: {notice}", file=sys.stderr)
         # The app opts in to the synth speed-ups, once the settings are known to be good
         # (a bad config never starts Node) and before cdktf is imported.
         import cdktf_fastsynth

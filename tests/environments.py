@@ -25,7 +25,7 @@ def generated_environment(workflows: int) -> dict[str, Any]:
             "routes": {
                 f"step{i}.run": {
                     "template_uri": f"https://europe-west4-kfp.pkg.dev/p/r/step{i}/v1",
-                    "result_event_type": f"step{i + 1}.run",
+                    "on_success": f"step{i + 1}.run",
                 }
             },
         }

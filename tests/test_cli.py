@@ -55,6 +55,25 @@ def test_bad_config_prints_one_line_per_problem_and_keeps_output(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out", "config"]
 
 
+def test_the_renamed_route_key_synthesizes_with_one_warning_line_each(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    text = (
+        (FIXTURE_CONFIG_DIR / "dev.toml").read_text().replace("on_success =", "result_event_type =")
+    )
+    (config / "dev.toml").write_text(text)
+    result = run_main("--config-dir", str(config), "--outdir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    shown = (config / "dev.toml").as_posix()
+    assert result.stderr.splitlines() == [
+        f"warning: {shown}: workflows[{i}].routes.{route}.result_event_type: renamed on_success; "
+        "its event is now published when the job succeeds, not when it starts (rename the key "
+        "to on_success)"
+        for i, route in ((0, "data.ready"), (1, "model.train"), (1, "model.retrain"))
+    ]
+    assert (tmp_path / "out" / "stacks" / "dev" / "cdk.tf.json").is_file()
+
+
 def test_invalid_toml_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.mkdir()

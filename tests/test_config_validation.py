@@ -348,17 +348,23 @@ def test_a_chained_workflow_routes_every_type_its_trigger_publishes() -> None:
         "config/dev.toml: workflows[1].routes: missing 'model.train', required because trigger "
         "'ingest' publishes it (routes: model.retrain)"
     ]
-    # One line per missing type; a result type left at its default counts too.
+    # One line per missing type; an on_success left at its default counts too.
     data = copy.deepcopy(DEV)
     routes = data["workflows"][0]["routes"]
-    routes["data.late"] = {**routes["data.ready"], "result_event_type": "model.backfill"}
+    routes["data.late"] = {**routes["data.ready"], "on_success": "model.backfill"}
     routes["data.other"] = {"template_uri": routes["data.ready"]["template_uri"]}
     assert problems(data) == [
         "config/dev.toml: workflows[1].routes: missing 'model.backfill', required because "
         "trigger 'ingest' publishes it (routes: model.train, model.retrain)",
-        "config/dev.toml: workflows[1].routes: missing 'workflow.started', required because "
+        "config/dev.toml: workflows[1].routes: missing 'workflow.succeeded', required because "
         "trigger 'ingest' publishes it (routes: model.train, model.retrain)",
     ]
+    # What it publishes when a job fails or starts needs no route: the handler acknowledges it.
+    data = copy.deepcopy(DEV)
+    routes = data["workflows"][0]["routes"]
+    routes["data.ready"].update(on_failure="data.failed", on_start="data.started")
+    env = parse_environment("dev", "config/dev.toml", data)
+    assert env.ignored_event_types("train") == ("data.failed", "data.started")
 
 
 def test_a_subscription_filter_does_not_excuse_an_unrouted_type() -> None:
@@ -560,4 +566,59 @@ def test_a_publisher_listed_twice_is_one_line() -> None:
     assert caught.value.problems == [
         f"config/dev.toml: workflows[0].publishers[2]: got '{member}', allowed each member "
         "once (publishers[0] already grants it)"
+    ]
+
+
+# --- what a route publishes: on_success, on_failure, on_start -----------------------------------
+
+
+def test_route_events_default_to_workflow_succeeded_and_failed_and_no_start() -> None:
+    env = parse_environment("dev", "config/dev.toml", copy.deepcopy(DEV))
+    route = env.workflow("batch-predict").routes["predict.batch"]
+    assert (route.on_success, route.on_failure, route.on_start) == (
+        "workflow.succeeded",
+        "workflow.failed",
+        None,
+    )
+    # Each chained workflow acknowledges its upstream's failure events without a job.
+    assert env.ignored_event_types("ingest") == ()
+    assert env.ignored_event_types("train") == ("workflow.failed",)
+    assert env.ignored_event_types("batch-predict") == ("workflow.failed",)
+
+
+@pytest.mark.parametrize("key", ["on_success", "on_failure", "on_start"])
+def test_route_events_must_be_event_types(key: str) -> None:
+    data = copy.deepcopy(DEV)
+    data["workflows"][2]["routes"]["predict.batch"][key] = "Predict Done"
+    assert problems(data) == [
+        f"config/dev.toml: workflows[2].routes.predict.batch.{key}: got 'Predict Done', allowed "
+        "a dotted lowercase event type such as "
+        + {
+            "on_success": "workflow.succeeded",
+            "on_failure": "workflow.failed",
+            "on_start": "model.training_started",
+        }[key]
+    ]
+
+
+def test_the_renamed_result_event_type_still_works_with_a_notice() -> None:
+    data = copy.deepcopy(DEV)
+    route = data["workflows"][0]["routes"]["data.ready"]
+    route["result_event_type"] = route.pop("on_success")
+    env = parse_environment("dev", "config/dev.toml", data)
+    assert env.workflow("ingest").routes["data.ready"].on_success == "model.train"
+    assert env.notices == (
+        "config/dev.toml: workflows[0].routes.data.ready.result_event_type: renamed on_success; "
+        "its event is now published when the job succeeds, not when it starts (rename the key "
+        "to on_success)",
+    )
+    assert parse_environment("dev", "config/dev.toml", copy.deepcopy(DEV)).notices == ()
+
+
+def test_the_renamed_key_beside_the_new_one_is_an_error() -> None:
+    data = copy.deepcopy(DEV)
+    data["workflows"][0]["routes"]["data.ready"]["result_event_type"] = "model.train"
+    assert problems(data) == [
+        "config/dev.toml: workflows[0].routes.data.ready.result_event_type: got 'model.train' "
+        "beside on_success, allowed only on_success (result_event_type was renamed on_success)"
     ]

@@ -15,6 +15,7 @@ from ai_workflow.compat import cdk
 from ai_workflow.dead_letter import DeadLetterQueue, DeadLetterQueueProps
 from ai_workflow.errors import ConfigError
 from ai_workflow.handler_function import HandlerFunction, HandlerFunctionProps
+from ai_workflow.pipeline_events import PipelineEvents, PipelineEventsProps
 from ai_workflow.push_subscription import PushSubscription, PushSubscriptionProps
 from ai_workflow.topic import EventTopic, EventTopicProps
 from ai_workflow.workflow import AiWorkflow, AiWorkflowProps
@@ -308,6 +309,207 @@ def test_push_subscription_skips_tokens(stack: Any) -> None:
     assert sub["ack_deadline_seconds"] == "${var.retention}"
 
 
+def first_topic(push: PushSubscription) -> EventTopic:
+    topic = push.node.scope.node.find_child("orders")  # type: ignore[union-attr]
+    assert isinstance(topic, EventTopic)
+    return topic
+
+
+def test_a_second_push_subscription_shares_the_first_ones_identity(stack: Any) -> None:
+    first = PushSubscription(stack, "push", push_props(stack))
+    other = EventTopic(stack, "more", EventTopicProps(name="more", message_retention_seconds=600))
+    second = PushSubscription(
+        stack,
+        "second",
+        PushSubscriptionProps(
+            name="train",
+            topic=other,
+            handler=first.handler,
+            pubsub_service_agent=AGENT,
+            dead_letter=first.dead_letter,
+            shares_identity_with=first,
+            subscription_name="train-more-push",
+            address_prefix="train_more",
+        ),
+    )
+    assert second.push_account is first.push_account
+    out = synth(stack)
+    assert len(resources(out, "google_service_account")) == 3  # push, runtime, build: no second
+    assert len(resources(out, "google_cloud_run_v2_service_iam_member")) == 1
+    sub = resources(out, "google_pubsub_subscription")["train_more_push_subscription"]
+    assert sub["name"] == "train-more-push"
+    assert sub["topic"] == ref("google_pubsub_topic", "more", "id")
+    assert sub["push_config"]["oidc_token"]["service_account_email"] == ref(
+        "google_service_account", "train_push_sa", "email"
+    )
+    assert sub["depends_on"] == [
+        "google_cloud_run_v2_service_iam_member.train_push_invoker",
+        "google_service_account_iam_member.train_pubsub_agent_token_creator",
+        "google_pubsub_topic_iam_member.train_dead_letter_topic_pubsub_agent_publisher",
+    ]
+    subscriber = resources(out, "google_pubsub_subscription_iam_member")[
+        "train_more_pubsub_agent_subscriber"
+    ]
+    assert subscriber["subscription"] == ref(
+        "google_pubsub_subscription", "train_more_push_subscription", "name"
+    )
+    assert (subscriber["role"], subscriber["member"]) == ("roles/pubsub.subscriber", AGENT)
+
+
+def test_an_identity_is_shared_only_with_a_subscription_to_the_same_handler(stack: Any) -> None:
+    first = PushSubscription(stack, "push", push_props(stack))
+    other = HandlerFunction(
+        stack,
+        "other_handler",
+        HandlerFunctionProps(
+            name="other",
+            project_id="acme",
+            region="europe-west4",
+            source_bucket=bucket(stack, "acme-other", id="other_bucket"),
+            source_object_name="o.zip",
+            docker_repository_id="repo",
+        ),
+    )
+    with pytest.raises(ConfigError) as caught:
+        PushSubscription(
+            stack,
+            "second",
+            PushSubscriptionProps(
+                name="other",
+                topic=first_topic(first),
+                handler=other,
+                pubsub_service_agent=AGENT,
+                dead_letter=first.dead_letter,
+                shares_identity_with=first,
+                subscription_name="x",
+            ),
+        )
+    assert caught.value.problems == [
+        "subscription_name: got 'x', allowed 3..255 characters of letters, digits and -_.~+%, "
+        "starting with a letter",
+        "shares_identity_with: got a push subscription to another handler, allowed one to the "
+        "same handler (a push identity may invoke one handler only)",
+    ]
+
+
+# --- PipelineEvents ------------------------------------------------------------------------
+
+
+def test_pipeline_events_alone_route_the_workflows_terminal_job_states(stack: Any) -> None:
+    push = PushSubscription(stack, "push", push_props(stack))
+    events = PipelineEvents(
+        stack,
+        "pipeline_events",
+        PipelineEventsProps(
+            name="train",
+            project_id="acme",
+            region="europe-west4",
+            push=push,
+            dead_letter=push.dead_letter,
+            pubsub_service_agent=AGENT,
+            max_delivery_attempts=7,
+            labels={"team": "ml"},
+        ),
+    )
+    assert events.push.push_account is push.push_account
+    out = synth(stack)
+    topic = resources(out, "google_pubsub_topic")["train_pipeline_events_topic"]
+    assert (topic["name"], topic["labels"]) == ("train-pipeline-events", {"team": "ml"})
+    sink = resources(out, "google_logging_project_sink")["train_pipeline_events_sink"]
+    assert sink == sink | {
+        "name": "train-pipeline-events",
+        "project": "acme",
+        "unique_writer_identity": True,
+        "destination": "pubsub.googleapis.com/"
+        + ref("google_pubsub_topic", "train_pipeline_events_topic", "id"),
+        "filter": (
+            'logName="projects/acme/logs/aiplatform.googleapis.com%2Fpipeline_job_events"\n'
+            'AND resource.type="aiplatform.googleapis.com/PipelineJob"\n'
+            'AND resource.labels.location="europe-west4"\n'
+            'AND resource.labels.pipeline_job_id=~"^train-(?:[0-9]{1,40}|[hk][0-9a-f]{40})$"\n'
+            'AND jsonPayload.state=("PIPELINE_STATE_SUCCEEDED" OR "PIPELINE_STATE_FAILED" OR '
+            '"PIPELINE_STATE_CANCELLED")'
+        ),
+    }
+    # The sink's own identity may publish to this topic, and to nothing else.
+    grants = {
+        name: body
+        for name, body in resources(out, "google_pubsub_topic_iam_member").items()
+        if "writer_identity" in body["member"]
+    }
+    assert grants == {
+        "train_pipeline_events_topic_sink_publisher": grants[
+            "train_pipeline_events_topic_sink_publisher"
+        ]
+        | {
+            "topic": ref("google_pubsub_topic", "train_pipeline_events_topic", "name"),
+            "role": "roles/pubsub.publisher",
+            "member": ref(
+                "google_logging_project_sink", "train_pipeline_events_sink", "writer_identity"
+            ),
+        }
+    }
+    sub = resources(out, "google_pubsub_subscription")["train_pipeline_events_push_subscription"]
+    assert sub["name"] == "train-pipeline-events-push"
+    assert sub["topic"] == ref("google_pubsub_topic", "train_pipeline_events_topic", "id")
+    assert sub["push_config"]["oidc_token"]["service_account_email"] == ref(
+        "google_service_account", "train_push_sa", "email"
+    )
+    assert sub["dead_letter_policy"] == {
+        "dead_letter_topic": ref("google_pubsub_topic", "train_dead_letter_topic", "id"),
+        "max_delivery_attempts": 7,
+    }
+    assert "filter" not in sub
+    subscriber = resources(out, "google_pubsub_subscription_iam_member")[
+        "train_pipeline_events_pubsub_agent_subscriber"
+    ]
+    assert (subscriber["role"], subscriber["member"]) == ("roles/pubsub.subscriber", AGENT)
+
+
+def test_the_sink_filter_is_the_handlers_job_id_pattern() -> None:
+    import re
+
+    from ai_workflow.pipeline_events import pipeline_events_filter
+    from workflow_handler import events
+
+    query = pipeline_events_filter("acme", "europe-west4", "train")
+    pattern = re.search(r'pipeline_job_id=~"([^"]+)"', query)
+    assert pattern is not None
+    for job_id in (
+        events.pipeline_job_id("train", "12345678901234567"),
+        events.pipeline_job_id("train", "local/id"),
+        events.keyed_pipeline_job_id("train", "a.b", "key"),
+    ):
+        assert re.fullmatch(pattern.group(1), job_id)
+    for job_id in (
+        events.pipeline_job_id("train-eu", "1"),
+        events.keyed_pipeline_job_id("train-eu", "a.b", "key"),
+        "train-",
+        "train-1-2",
+    ):
+        assert not re.fullmatch(pattern.group(1), job_id)
+
+
+def test_pipeline_events_props_are_validated(stack: Any) -> None:
+    push = PushSubscription(stack, "push", push_props(stack))
+    with pytest.raises(ConfigError) as caught:
+        PipelineEvents(
+            stack,
+            "pipeline_events",
+            PipelineEventsProps(
+                name="Train",
+                project_id="acme",
+                region="europe-west4",
+                push=push,
+                dead_letter=push.dead_letter,
+                pubsub_service_agent=AGENT,
+            ),
+        )
+    assert caught.value.problems == [
+        "name: got 'Train', allowed 2..24 lowercase letters, digits and hyphens"
+    ]
+
+
 # --- AiWorkflow ----------------------------------------------------------------------------
 
 
@@ -344,11 +546,14 @@ def test_ai_workflow_alone_in_a_bare_stack(stack: Any) -> None:
         "train_trigger_topic",
         "train_results_topic",
         "train_dead_letter_topic",
+        "train_pipeline_events_topic",
     }
     assert set(resources(out, "google_pubsub_subscription")) == {
         "train_push_subscription",
         "train_dead_letter_subscription",
+        "train_pipeline_events_push_subscription",
     }
+    assert set(resources(out, "google_logging_project_sink")) == {"train_pipeline_events_sink"}
     env = resources(out, "google_cloudfunctions2_function")["train_function"]["service_config"]
     assert env["environment_variables"]["WORKFLOW_NAME"] == "train"
     publishers = {
@@ -380,3 +585,36 @@ def test_ai_workflow_props_are_validated(stack: Any) -> None:
         "workflows.train.max_delivery_attempts: got 1, allowed 5..100",
         "workflows.train.routes: got {}, allowed at least one event type route",
     ]
+
+
+def test_ai_workflow_acknowledges_only_types_it_does_not_route(stack: Any) -> None:
+    workflow = WorkflowConfig(
+        name="train",
+        routes={
+            "model.train": RouteConfig(template_uri="https://europe-west4-kfp.pkg.dev/a/p/t/v1")
+        },
+    )
+    props = {
+        "workflow": workflow,
+        "project_id": "acme",
+        "region": "europe-west4",
+        "pubsub_service_agent": AGENT,
+        "source_bucket": bucket(stack),
+        "source_object_name": "o.zip",
+        "docker_repository_id": "repo",
+        "pipeline_root_bucket": bucket(stack, "acme-root", id="root"),
+    }
+    with pytest.raises(ConfigError) as caught:
+        AiWorkflow(
+            stack,
+            "bad",
+            AiWorkflowProps(**props, ignored_event_types=("model.train", "Not A Type")),
+        )
+    assert caught.value.problems == [
+        "workflows.train.ignored_event_types[0]: got 'model.train', allowed a type without a route",
+        "workflows.train.ignored_event_types[1]: got 'Not A Type', allowed an event type",
+    ]
+    AiWorkflow(stack, "train", AiWorkflowProps(**props, ignored_event_types=("ingest.failed",)))
+    env = resources(synth(stack), "google_cloudfunctions2_function")["train_function"]
+    variables = env["service_config"]["environment_variables"]
+    assert variables["IGNORED_EVENT_TYPES"] == '["ingest.failed"]'

@@ -83,15 +83,18 @@ def test_the_stacks_rules_and_defaults_are_the_contracts_objects() -> None:
     assert rules.WORKFLOW_NAME is contract.WORKFLOW_NAME
     assert rules.EVENT_TYPE is contract.EVENT_TYPE
     route_fields = {f.name: f for f in dataclasses.fields(RouteConfig)}
-    assert route_fields["result_event_type"].default is contract.DEFAULT_RESULT_EVENT_TYPE
+    assert route_fields["on_success"].default is contract.DEFAULT_ON_SUCCESS
+    assert route_fields["on_failure"].default is contract.DEFAULT_ON_FAILURE
+    assert route_fields["on_start"].default is None
     settings_fields = {f.name: f for f in dataclasses.fields(WorkflowSettings)}
     # 86400 is not a cached small int: `is` holds only for the contract's own object.
     assert settings_fields["max_event_age_seconds"].default is (
         contract.DEFAULT_MAX_EVENT_AGE_SECONDS
     )
     assert workflow_config.DAY_SECONDS is contract.DAY_SECONDS
-    assert workflow_config.DEFAULT_RESULT_EVENT_TYPE is contract.DEFAULT_RESULT_EVENT_TYPE
-    assert app_config.DEFAULT_RESULT_EVENT_TYPE is contract.DEFAULT_RESULT_EVENT_TYPE
+    assert workflow_config.DEFAULT_ON_SUCCESS is contract.DEFAULT_ON_SUCCESS
+    assert app_config.DEFAULT_ON_SUCCESS is contract.DEFAULT_ON_SUCCESS
+    assert app_config.DEFAULT_ON_FAILURE is contract.DEFAULT_ON_FAILURE
 
 
 def test_the_handlers_rules_and_defaults_are_the_contracts_objects() -> None:
@@ -131,6 +134,10 @@ def test_the_names_the_handler_is_given_are_the_contracts_formulas() -> None:
     assert names.results_topic == contract.results_topic("train") == "train-results"
     assert names.dead_letter_topic == contract.dead_letter_topic("train") == "train-dead-letter"
     assert names.pipeline_account_id == contract.pipeline_account_id("train") == "train-pipe"
+    assert names.pipeline_events_topic == contract.pipeline_events_topic("train")
+    assert names.pipeline_events_topic == "train-pipeline-events"
+    assert names.pipeline_events_subscription == contract.pipeline_events_subscription("train")
+    assert names.pipeline_events_subscription == "train-pipeline-events-push"
     env = load_environment(FIXTURE_CONFIG_DIR / "dev.toml")
     literal = literal_handler_environment(env, "train")
     project = env.project_id
@@ -210,13 +217,25 @@ def _number(node: ast.AST) -> int | None:
 
 
 _VARIABLE_WORD = re.compile(r"\b(?:" + "|".join(map(re.escape, contract.VARIABLES)) + r")\b")
+# Values of the contract that the stack must take from it, never spell out.
+_CONTRACT_VALUES = {
+    contract.DEFAULT_ON_SUCCESS,
+    contract.DEFAULT_ON_FAILURE,
+    *contract.RENAMED_ROUTE_KEYS,
+    *contract.TERMINAL_STATES,
+    contract.PIPELINE_JOB_RESOURCE_TYPE,
+}
+_CONTRACT_WORD = re.compile(
+    "|".join(map(re.escape, [*contract.TERMINAL_STATES, contract.PIPELINE_JOB_EVENTS_LOG_ID]))
+)
 
 
 def contract_copies(source: str) -> Iterator[tuple[int, str]]:
     """(line, what) for every value of the contract that `source` spells out itself: an
-    environment variable's name (in any string that is code, not documentation), the default
-    result event type, or the default max event age as a number (however it is written).
-    Referring to them through the contract module spells out none of them."""
+    environment variable's name (in any string that is code, not documentation), a default
+    event type, a renamed route key, a PipelineJob state, the pipeline job events log or
+    resource, or the default max event age as a number (however it is written). Referring to
+    them through the contract module spells out none of them."""
     tree = ast.parse(source)
     documentation = {
         id(node.value)
@@ -229,9 +248,9 @@ def contract_copies(source: str) -> Iterator[tuple[int, str]]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             if id(node) in documentation:
                 continue
-            if node.value == contract.DEFAULT_RESULT_EVENT_TYPE:
+            if node.value in _CONTRACT_VALUES:
                 yield node.lineno, repr(node.value)
-            for found in _VARIABLE_WORD.findall(node.value):
+            for found in _VARIABLE_WORD.findall(node.value) + _CONTRACT_WORD.findall(node.value):
                 yield node.lineno, found
         elif _number(node) == contract.DEFAULT_MAX_EVENT_AGE_SECONDS:
             yield node.lineno, str(contract.DEFAULT_MAX_EVENT_AGE_SECONDS)
@@ -240,9 +259,9 @@ def contract_copies(source: str) -> Iterator[tuple[int, str]]:
 def test_the_scan_finds_a_retyped_value() -> None:
     """The scan below is only worth something if it catches each way of re-typing."""
     retyped = """
-\"\"\"Docs may name ROUTES and workflow.started.\"\"\"
+\"\"\"Docs may name ROUTES and workflow.succeeded.\"\"\"
 A = {"WORKFLOW_NAME": name}
-B = "workflow.started"
+B = "workflow.succeeded"
 C = f"MAX_EVENT_AGE_SECONDS={age}"
 D = 86_400
 E = 86400
@@ -251,23 +270,31 @@ G = 7 * 86_400
 def f(x=ROUTES):
     \"\"\"PIPELINE_ROOT in a docstring is documentation.\"\"\"
     return os.environ["PUBSUB_EMULATOR_HOST"]
+H = ("workflow.failed", "result_event_type")
+I = f'jsonPayload.state="PIPELINE_STATE_FAILED" AND {x}'
+J = "logName=projects/p/logs/aiplatform.googleapis.com%2Fpipeline_job_events"
 """
     found = sorted(contract_copies(retyped))
     assert found == [
         (3, "WORKFLOW_NAME"),
-        (4, "'workflow.started'"),
+        (4, "'workflow.succeeded'"),
         (5, "MAX_EVENT_AGE_SECONDS"),
         (6, "86400"),
         (7, "86400"),
         (8, "86400"),
         (9, "86400"),
         (12, "PUBSUB_EMULATOR_HOST"),
+        (13, "'result_event_type'"),
+        (13, "'workflow.failed'"),
+        (14, "PIPELINE_STATE_FAILED"),
+        (15, "aiplatform.googleapis.com%2Fpipeline_job_events"),
     ]
     through_the_contract = """
 from workflow_handler import contract
 A = {contract.ENV_WORKFLOW_NAME: name}
-B = contract.DEFAULT_RESULT_EVENT_TYPE
+B = contract.DEFAULT_ON_SUCCESS
 C = 7 * contract.DAY_SECONDS
+D = contract.pipeline_job_events_log(project)
 """
     assert list(contract_copies(through_the_contract)) == []
 

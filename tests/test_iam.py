@@ -174,12 +174,46 @@ def test_pubsub_agent_gets_the_dead_letter_and_oidc_grants(stack: dict, wf: str)
         "roles/iam.serviceAccountTokenCreator",
         PUBSUB_AGENT,
     ) in held
+    # The pipeline-events subscription dead-letters too, so the agent subscribes there as well.
+    assert (
+        "google_pubsub_subscription_iam_member",
+        ref("google_pubsub_subscription", f"{wf}_pipeline_events_push_subscription", "name"),
+        "roles/pubsub.subscriber",
+        PUBSUB_AGENT,
+    ) in held
 
 
 def test_pubsub_agent_has_nothing_else(dev: dict, prod: dict) -> None:
     for stack, extra in ((dev, 0), (prod, 1)):
         held = [g for g in grants(stack) if g[3] == PUBSUB_AGENT]
-        assert len(held) == 3 * len(WORKFLOWS) + extra
+        assert len(held) == 4 * len(WORKFLOWS) + extra
+
+
+@pytest.mark.parametrize("wf", WORKFLOWS)
+def test_the_log_sinks_identity_may_only_publish_to_its_pipeline_events_topic(
+    stack: dict, wf: str
+) -> None:
+    writer = ref("google_logging_project_sink", f"{wf}_pipeline_events_sink", "writer_identity")
+    held = {g for g in grants(stack) if g[3] == writer}
+    assert held == {
+        (
+            "google_pubsub_topic_iam_member",
+            ref("google_pubsub_topic", f"{wf}_pipeline_events_topic", "name"),
+            "roles/pubsub.publisher",
+            writer,
+        )
+    }
+    sink = resources(stack, "google_logging_project_sink")[f"{wf}_pipeline_events_sink"]
+    assert sink["unique_writer_identity"] is True  # its own identity, not a shared one
+
+
+def test_nobody_else_may_publish_to_a_pipeline_events_topic(stack: dict) -> None:
+    for wf in WORKFLOWS:
+        topic = ref("google_pubsub_topic", f"{wf}_pipeline_events_topic", "name")
+        members = {g[3] for g in grants(stack) if g[1] == topic}
+        assert members == {
+            ref("google_logging_project_sink", f"{wf}_pipeline_events_sink", "writer_identity")
+        }
 
 
 def test_producers_publish_to_the_trigger_topic_only(dev: dict) -> None:
@@ -196,8 +230,9 @@ def test_producers_publish_to_the_trigger_topic_only(dev: dict) -> None:
 
 
 def test_every_grant_is_accounted_for(dev: dict) -> None:
-    # 3 workflows x (invoker 1, runtime 4, pipeline 2, build 3, agent 3) + 1 producer.
-    assert len(iam_members(dev)) == 3 * 13 + 1
+    # 3 workflows x (invoker 1, runtime 4, pipeline 2, build 3, agent 4, sink writer 1)
+    # + 1 producer.
+    assert len(iam_members(dev)) == 3 * 15 + 1
 
 
 def held_project(stack: dict) -> str:

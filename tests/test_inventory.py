@@ -12,8 +12,9 @@ from environments import SCALE_WORKFLOWS
 PER_WORKFLOW = {
     "google_service_account": 4,
     "google_cloudfunctions2_function": 1,
-    "google_pubsub_subscription": 2,
-    "google_pubsub_subscription_iam_member": 1,
+    "google_pubsub_subscription": 3,
+    "google_pubsub_subscription_iam_member": 2,
+    "google_logging_project_sink": 1,
     "google_cloud_run_v2_service_iam_member": 1,
     "google_service_account_iam_member": 2,
     "google_project_iam_member": 3,
@@ -28,9 +29,11 @@ def counts(stack: dict[str, Any]) -> dict[str, int]:
 
 def expected(workflows: int, own_triggers: int, publishers: int, extra: dict[str, int]) -> dict:
     want = collections.Counter({k: v * workflows for k, v in PER_WORKFLOW.items()})
-    want["google_pubsub_topic"] = 2 * workflows + own_triggers
-    # runtime -> results + dead letter, agent -> dead letter, plus producers.
-    want["google_pubsub_topic_iam_member"] = 3 * workflows + publishers
+    # results, dead letter, pipeline events (+ the trigger of those that do not chain)
+    want["google_pubsub_topic"] = 3 * workflows + own_triggers
+    # runtime -> results + dead letter, agent -> dead letter, sink -> pipeline events, plus
+    # producers.
+    want["google_pubsub_topic_iam_member"] = 4 * workflows + publishers
     want.update(
         {
             "google_storage_bucket": 2,
@@ -44,7 +47,7 @@ def expected(workflows: int, own_triggers: int, publishers: int, extra: dict[str
 
 def test_dev_inventory(dev: dict) -> None:
     assert counts(dev) == expected(3, 1, 1, {"google_project_service": 9})
-    assert sum(counts(dev).values()) == 81
+    assert sum(counts(dev).values()) == 96
 
 
 def test_prod_inventory(prod: dict) -> None:
@@ -58,13 +61,17 @@ def test_prod_inventory(prod: dict) -> None:
             "google_secret_manager_secret_iam_member": 1,
         },
     )
-    assert sum(counts(prod).values()) == 85
+    assert sum(counts(prod).values()) == 100
 
 
 def test_a_stack_of_100_chained_workflows_synthesizes(scale_outdir: Path) -> None:
     stack = json.loads((scale_outdir / "stacks" / "scale" / "cdk.tf.json").read_text())
     size = SCALE_WORKFLOWS
     assert counts(stack) == expected(size, size // 5, 0, {"google_project_service": 9})
+    assert sum(counts(stack).values()) == 2733
+    # 100 log sinks: within Cloud Logging's 200 per project (a quota; _Default and _Required
+    # count too), see ai_workflow/pipeline_events.py.
+    assert len(stack["resource"]["google_logging_project_sink"]) == size
     subs = stack["resource"]["google_pubsub_subscription"]
     assert (
         subs["wf001_push_subscription"]["topic"] == "${google_pubsub_topic.wf000_results_topic.id}"

@@ -171,7 +171,28 @@ def test_function_environment_names_topics_and_routes(dev: dict) -> None:
     routes = json.loads(env["ROUTES"])
     assert set(routes) == {"model.train", "model.retrain"}
     assert routes["model.retrain"]["parameters"] == {"epochs": 2, "warm_start": True}
-    assert routes["model.train"]["result_event_type"] == "predict.batch"
+    assert routes["model.train"] == {
+        "template_uri": "https://europe-west4-kfp.pkg.dev/acme-ai-dev/pipelines/train-model/latest",
+        "parameters": {"epochs": 5},
+        "on_success": "predict.batch",
+        "on_failure": "workflow.failed",
+    }
+    # ingest's failure events reach train too: acknowledged there, without a job.
+    assert json.loads(env["IGNORED_EVENT_TYPES"]) == ["workflow.failed"]
+    ingest = resources(dev, "google_cloudfunctions2_function")["ingest_function"]
+    assert ingest["service_config"]["environment_variables"]["IGNORED_EVENT_TYPES"] == "[]"
+
+
+def test_pipeline_events_subscriptions_are_secure_like_the_trigger_ones(dev: dict) -> None:
+    subs = resources(dev, "google_pubsub_subscription")
+    for wf in ("ingest", "train", "batch_predict"):
+        events, trigger = (
+            subs[f"{wf}_pipeline_events_push_subscription"],
+            subs[f"{wf}_push_subscription"],
+        )
+        for key in ("push_config", "retry_policy", "dead_letter_policy", "expiration_policy"):
+            assert events[key] == trigger[key], (wf, key)
+        assert events["ack_deadline_seconds"] == trigger["ack_deadline_seconds"]
 
 
 def test_secrets_come_from_secret_manager_never_literals(prod: dict) -> None:

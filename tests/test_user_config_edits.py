@@ -20,17 +20,21 @@ import pytest
 from environments import ROOT
 
 from ai_workflow_app import load_environment
+from workflow_handler import contract
 
 IN_COPY = "AI_WORKFLOW_IN_PROJECT_COPY"
 CHAINED = "chained-check"
 
 
 def chained_workflow(dev_toml: str) -> str:
-    """A new workflow chained onto the last one in `dev_toml`, routing what it publishes
-    (what the README's "Adding a workflow" asks of a chained workflow)."""
+    """A new workflow chained onto the last one in `dev_toml`, routing what it publishes when
+    a job succeeds (what the README's "Adding a workflow" asks of a chained workflow)."""
     last = tomllib.loads(dev_toml)["workflows"][-1]
     published = sorted(
-        {route.get("result_event_type", "workflow.started") for route in last["routes"].values()}
+        {
+            route.get("on_success", route.get("result_event_type", contract.DEFAULT_ON_SUCCESS))
+            for route in last["routes"].values()
+        }
     )
     routes = "".join(
         f'\n[workflows.routes."{event_type}"]\n'

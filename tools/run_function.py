@@ -77,7 +77,8 @@ LOCAL_DEFAULTS: dict[str, str] = {
                 contract.ROUTE_TEMPLATE_URI: (
                     "https://europe-west4-kfp.pkg.dev/local-project/pipelines/predict/latest"
                 ),
-                contract.ROUTE_RESULT_EVENT_TYPE: "predict.batch_started",
+                contract.ROUTE_ON_SUCCESS: "predict.batch_done",
+                contract.ROUTE_ON_START: "predict.batch_started",
             },
         }
     ),

@@ -31,6 +31,18 @@ class WorkflowNames:
         return contract.dead_letter_topic(self.workflow)
 
     @property
+    def pipeline_events_topic(self) -> str:
+        return contract.pipeline_events_topic(self.workflow)
+
+    @property
+    def pipeline_events_subscription(self) -> str:
+        return contract.pipeline_events_subscription(self.workflow)
+
+    @property
+    def pipeline_events_sink(self) -> str:
+        return f"{self.workflow}-pipeline-events"
+
+    @property
     def push_subscription(self) -> str:
         return f"{self.workflow}-push"
 

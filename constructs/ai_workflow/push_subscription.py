@@ -1,7 +1,9 @@
 """The push subscription that feeds the handler: ours, not one a trigger creates.
 
 Owning it lets us set the ack deadline, exponential backoff, a filter and a dead-letter
-policy, none of which Terraform can set on an Eventarc-managed subscription.
+policy, none of which Terraform can set on an Eventarc-managed subscription. A second
+subscription to the same handler (its pipeline job events) shares the first one's push
+identity: one identity per handler, allowed to invoke that handler only.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from . import rules
 from .compat import provider
 from .dead_letter import DeadLetterQueue, DeadLetterQueueProps
 from .errors import ConfigError
-from .handler_function import HandlerFunction, service_account
-from .naming import WorkflowNames
+from .handler_function import HandlerFunction, Identity, service_account
+from .naming import WorkflowNames, terraform_id
 from .topic import EventTopic
 
 # cdktf or CDK Terrain, whichever ai_workflow.compat chose (type checkers see cdktf).
 if TYPE_CHECKING:
+    from cdktf_cdktf_provider_google.cloud_run_v2_service_iam_member import (
+        CloudRunV2ServiceIamMember,
+    )
     from cdktf_cdktf_provider_google.pubsub_subscription import (
         PubsubSubscription,
         PubsubSubscriptionExpirationPolicy,
@@ -73,6 +78,16 @@ class PushSubscriptionProps:
     subscription_filter: str = ""
     """Pub/Sub filter. Default: deliver everything."""
     labels: dict[str, str] = field(default_factory=dict)
+    shares_identity_with: PushSubscription | None = None
+    """Another push subscription to the same handler whose push identity this one uses (its
+    invoker and token-creator grants already exist). Default: a new `<name>-push` identity,
+    with roles/run.invoker on `handler` and the Pub/Sub service agent as its token creator."""
+    subscription_name: str | None = None
+    """Default: `<name>-push`."""
+    address_prefix: str | None = None
+    """Terraform addresses are `<prefix>_push_subscription` and
+    `<prefix>_pubsub_agent_subscriber` (addresses are API: renaming replaces). Default: the
+    workflow name (`train_push_subscription`)."""
 
 
 def push_subscription_problems(props: PushSubscriptionProps) -> list[str]:
@@ -98,6 +113,14 @@ def push_subscription_problems(props: PushSubscriptionProps) -> list[str]:
             f"max_retry_backoff_seconds ({props.max_retry_backoff_seconds})"
         )
     p += rules.integer_in_range("max_delivery_attempts", props.max_delivery_attempts, 5, 100)
+    if props.subscription_name is not None:
+        p += rules.pubsub_name("subscription_name", props.subscription_name)
+    shared = props.shares_identity_with
+    if shared is not None and shared.handler is not props.handler:
+        p.append(
+            "shares_identity_with: got a push subscription to another handler, allowed one to "
+            "the same handler (a push identity may invoke one handler only)"
+        )
     return p
 
 
@@ -115,27 +138,40 @@ class PushSubscription(Construct):
         else:
             assert props.dead_letter_props is not None  # checked above
             self.dead_letter = DeadLetterQueue(self, "dead_letter", props.dead_letter_props)
-        self.push_account = service_account(
-            self,
-            names.logical_id("push_sa"),
-            names.push_account_id,
-            f"Pub/Sub push identity that may invoke the {names.workflow} handler only",
-        )
-        self.invoker = props.handler.grant_invoke(self.push_account.member, "push_invoker")
-        # The Pub/Sub service agent mints the OIDC tokens of the push SA.
-        self.agent_token_creator = ServiceAccountIamMember(
-            self,
-            "agent_token_creator",
-            service_account_id=self.push_account.name,
-            role="roles/iam.serviceAccountTokenCreator",
-            member=props.pubsub_service_agent,
-        )
-        self.agent_token_creator.override_logical_id(names.logical_id("pubsub_agent_token_creator"))
+        self.handler = props.handler
+        self.push_account: Identity
+        self.invoker: CloudRunV2ServiceIamMember
+        self.agent_token_creator: ServiceAccountIamMember
+        shared = props.shares_identity_with
+        if shared is not None:
+            self.push_account = shared.push_account
+            self.invoker = shared.invoker
+            self.agent_token_creator = shared.agent_token_creator
+        else:
+            self.push_account = service_account(
+                self,
+                names.logical_id("push_sa"),
+                names.push_account_id,
+                f"Pub/Sub push identity that may invoke the {names.workflow} handler only",
+            )
+            self.invoker = props.handler.grant_invoke(self.push_account.member, "push_invoker")
+            # The Pub/Sub service agent mints the OIDC tokens of the push SA.
+            self.agent_token_creator = ServiceAccountIamMember(
+                self,
+                "agent_token_creator",
+                service_account_id=self.push_account.name,
+                role="roles/iam.serviceAccountTokenCreator",
+                member=props.pubsub_service_agent,
+            )
+            self.agent_token_creator.override_logical_id(
+                names.logical_id("pubsub_agent_token_creator")
+            )
+        prefix = terraform_id(props.address_prefix or props.name)
         uri = props.handler.uri
         self.subscription = PubsubSubscription(
             self,
             "subscription",
-            name=names.push_subscription,
+            name=props.subscription_name or names.push_subscription,
             topic=props.topic.id,
             ack_deadline_seconds=props.ack_deadline_seconds,
             message_retention_duration=f"{min(props.message_retention_seconds, WEEK_SECONDS)}s",
@@ -156,7 +192,7 @@ class PushSubscription(Construct):
             ),
             depends_on=[self.invoker, self.agent_token_creator, self.dead_letter.agent_publish],
         )
-        self.subscription.override_logical_id(names.logical_id("push_subscription"))
+        self.subscription.override_logical_id(f"{prefix}_push_subscription")
         self.agent_subscriber = self.dead_letter.allow_forwarding_from(
-            self, self.subscription, names.logical_id("pubsub_agent_subscriber")
+            self, self.subscription, f"{prefix}_pubsub_agent_subscriber"
         )

@@ -1,7 +1,8 @@
-"""One AI workflow: trigger -> push subscription -> handler -> Vertex AI -> results.
+"""One AI workflow: trigger -> push subscription -> handler -> Vertex AI -> outcome -> results.
 
 A workflow either owns a trigger topic or, when it chains, uses another workflow's results
-topic as its trigger.
+topic as its trigger. Its jobs' outcomes come back to the handler through its pipeline
+events (pipeline_events.py), and the handler publishes them to the results topic.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from constructs import Construct
 
+from . import rules
 from .bucket import HardenedBucket
 from .compat import cdk, provider
 from .dead_letter import DeadLetterQueue, DeadLetterQueueProps
@@ -20,6 +22,7 @@ from .handler_env import handler_environment
 from .handler_function import HandlerFunction, HandlerFunctionProps, service_account
 from .iam import project_role
 from .naming import WorkflowNames, member_id
+from .pipeline_events import PipelineEvents, PipelineEventsProps
 from .push_subscription import PushSubscription, PushSubscriptionProps
 from .topic import EventTopic, EventTopicProps
 from .workflow_config import WorkflowConfig, workflow_problems
@@ -59,6 +62,10 @@ class AiWorkflowProps:
     trigger_topic: EventTopic | None = None
     """An existing topic that triggers this workflow (another workflow's results topic, to
     chain). Default: the workflow gets a trigger topic of its own."""
+    ignored_event_types: Sequence[str] = ()
+    """Event types that arrive on the trigger topic without a route here (the upstream
+    workflow's failure and start events), which the handler acknowledges without a job.
+    Default: none: the handler dead-letters every type it has no route for."""
     topic_dependencies: Sequence[ITerraformDependable] = ()
     """What topics must wait for (enabled APIs, the KMS grant). Default: nothing."""
     function_dependencies: Sequence[ITerraformDependable] = ()
@@ -70,6 +77,11 @@ class AiWorkflow(Construct):
         super().__init__(scope, id)
         platform, config = props, props.workflow
         problems = workflow_problems(f"workflows.{config.name}.", config)
+        for i, event_type in enumerate(platform.ignored_event_types):
+            at = f"workflows.{config.name}.ignored_event_types[{i}]"
+            problems += rules.matches(at, event_type, rules.EVENT_TYPE, "an event type")
+            if event_type in config.routes:
+                problems.append(f"{at}: got {event_type!r}, allowed a type without a route")
         if problems:
             raise ConfigError(problems)
         names = self.names = WorkflowNames(config.name)
@@ -138,6 +150,7 @@ class AiWorkflow(Construct):
                     dead_letter_topic=self.dead_letter.topic.id,
                     pipeline_root=pipeline_root,
                     pipeline_service_account=self.pipeline_account.email,
+                    ignored_event_types=platform.ignored_event_types,
                 ),
                 depends_on=platform.function_dependencies,
             ),
@@ -196,6 +209,27 @@ class AiWorkflow(Construct):
                 labels=labels,
             ),
         )
+        # The jobs' outcomes: a log sink routes their terminal states back to the handler.
+        self.pipeline_events = PipelineEvents(
+            self,
+            "pipeline_events",
+            PipelineEventsProps(
+                name=config.name,
+                project_id=platform.project_id,
+                region=platform.region,
+                push=self.push,
+                dead_letter=self.dead_letter,
+                pubsub_service_agent=platform.pubsub_service_agent,
+                ack_deadline_seconds=config.ack_deadline_seconds,
+                min_retry_backoff_seconds=config.min_retry_backoff_seconds,
+                max_retry_backoff_seconds=config.max_retry_backoff_seconds,
+                max_delivery_attempts=config.max_delivery_attempts,
+                message_retention_seconds=config.message_retention_seconds,
+                labels=labels,
+                kms_key_name=platform.kms_key_name,
+                depends_on=platform.topic_dependencies,
+            ),
+        )
         self._outputs(config.name)
 
     def _outputs(self, name: str) -> None:
@@ -206,6 +240,8 @@ class AiWorkflow(Construct):
             "dead_letter_topic": self.dead_letter.topic.id,
             "push_subscription": self.push.subscription.id,
             "dead_letter_subscription": self.dead_letter.subscription.id,
+            "pipeline_events_topic": self.pipeline_events.topic.id,
+            "pipeline_events_subscription": self.pipeline_events.push.subscription.id,
             "runtime_service_account": self.handler.runtime_account.email,
             "push_service_account": self.push.push_account.email,
             "build_service_account": self.handler.build_account.email,

@@ -19,7 +19,8 @@ from .naming import member_id
 # The handler applies the same defaults when a value is missing: they are its contract's
 # (function_src/workflow_handler/contract.py), and so is the day they count in.
 DAY_SECONDS = contract.DAY_SECONDS
-DEFAULT_RESULT_EVENT_TYPE = contract.DEFAULT_RESULT_EVENT_TYPE
+DEFAULT_ON_SUCCESS = contract.DEFAULT_ON_SUCCESS
+DEFAULT_ON_FAILURE = contract.DEFAULT_ON_FAILURE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,8 +31,20 @@ class RouteConfig:
     """Artifact Registry KFP template, `https://<region>-kfp.pkg.dev/<project>/<repo>/<name>/<tag>`."""
     parameters: dict[str, Any] = field(default_factory=dict)
     """Pipeline parameter defaults; the event payload overrides them. Default: none."""
-    result_event_type: str = DEFAULT_RESULT_EVENT_TYPE
-    """Type of the follow-up event published to the results topic."""
+    on_success: str = DEFAULT_ON_SUCCESS
+    """Type of the event published to the results topic when the job succeeds. Default:
+    `workflow.succeeded`."""
+    on_failure: str = DEFAULT_ON_FAILURE
+    """Type of the event published when the job fails or is cancelled. Default:
+    `workflow.failed`."""
+    on_start: str | None = None
+    """Type of an event published when the job is created. Default: none is published."""
+
+    @property
+    def published_event_types(self) -> tuple[str, ...]:
+        """What this route publishes to the results topic, in order, without repeats."""
+        published = (self.on_success, self.on_failure, self.on_start)
+        return tuple(dict.fromkeys(t for t in published if t is not None))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +116,19 @@ class WorkflowConfig(WorkflowSettings):
     Default: deliver everything."""
     secret_env: dict[str, SecretEnvConfig] = field(default_factory=dict)
     """Environment variables from Secret Manager. Default: none."""
+
+    @property
+    def published_event_types(self) -> tuple[str, ...]:
+        """Every event type the workflow publishes to its results topic, sorted."""
+        routes = self.routes.values() if isinstance(self.routes, dict) else ()
+        return tuple(sorted({t for route in routes for t in route.published_event_types}))
+
+    @property
+    def success_event_types(self) -> tuple[str, ...]:
+        """The event types it publishes when a job succeeds (what a chained workflow must
+        route), sorted."""
+        routes = self.routes.values() if isinstance(self.routes, dict) else ()
+        return tuple(sorted({route.on_success for route in routes}))
 
 
 def settings_problems(where: str, s: WorkflowSettings) -> list[str]:
@@ -186,12 +212,20 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
                 p.append(f"{at}.parameters: got {route.parameters!r}, allowed a table")
             else:
                 p += rules.json_value(f"{at}.parameters", route.parameters)
-            p += rules.matches(
-                f"{at}.result_event_type",
-                route.result_event_type,
-                rules.EVENT_TYPE,
-                "a dotted lowercase event type such as workflow.started",
-            )
+            for key, example in (
+                ("on_success", DEFAULT_ON_SUCCESS),
+                ("on_failure", DEFAULT_ON_FAILURE),
+                ("on_start", "model.training_started"),
+            ):
+                value = getattr(route, key)
+                if key == "on_start" and value is None:
+                    continue
+                p += rules.matches(
+                    f"{at}.{key}",
+                    value,
+                    rules.EVENT_TYPE,
+                    f"a dotted lowercase event type such as {example}",
+                )
     seen_members: dict[str, int] = {}
     for i, member in enumerate(w.publishers):
         if isinstance(member, str) and member_id(member) in seen_members:

@@ -20,7 +20,8 @@ from ai_workflow.handler_env import handler_environment
 from ai_workflow.naming import WorkflowNames
 from ai_workflow.workflow_config import (
     DAY_SECONDS,
-    DEFAULT_RESULT_EVENT_TYPE,
+    DEFAULT_ON_FAILURE,
+    DEFAULT_ON_SUCCESS,
     RouteConfig,
     SecretEnvConfig,
     WorkflowConfig,
@@ -32,7 +33,8 @@ from workflow_handler import contract
 
 __all__ = [
     "DAY_SECONDS",
-    "DEFAULT_RESULT_EVENT_TYPE",
+    "DEFAULT_ON_FAILURE",
+    "DEFAULT_ON_SUCCESS",
     "ConfigError",
     "EnvironmentConfig",
     "RouteConfig",
@@ -74,6 +76,9 @@ class EnvironmentConfig:
     state_path: str | None = None
     """Local backend state file, relative to the project root.
     Default: terraform.<env>.tfstate."""
+    notices: tuple[str, ...] = ()
+    """Warnings about the settings file that do not stop the synth (a deprecated key), one
+    line each, naming the file and key. Not a setting."""
 
     @property
     def source_bucket_name(self) -> str:
@@ -102,6 +107,16 @@ class EnvironmentConfig:
         )
         return contract.topic_path(self.project_id, topic)
 
+    def ignored_event_types(self, name: str) -> tuple[str, ...]:
+        """What arrives on workflow `name`'s trigger topic that it has no route for: the
+        upstream workflow's failure and start events (its success events are routed, see
+        `_graph_problems`). The handler acknowledges them without a job."""
+        workflow = self.workflow(name)
+        if not workflow.trigger:
+            return ()
+        published = self.workflow(workflow.trigger).published_event_types
+        return tuple(t for t in published if t not in workflow.routes)
+
 
 _SETTING_FIELDS = {f.name for f in dataclasses.fields(WorkflowSettings)}
 _WORKFLOW_FIELDS = {f.name for f in dataclasses.fields(WorkflowConfig)}
@@ -109,6 +124,7 @@ _ENV_FIELDS = {f.name for f in dataclasses.fields(EnvironmentConfig)} - {
     "name",
     "source_file",
     "workflows",
+    "notices",
 } | {"workflow_defaults", "workflows"}
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _LEADING_KEY = re.compile(r"[a-z_]+")
@@ -156,12 +172,43 @@ def _parse_subtables(
     return parsed
 
 
+def _renamed_route_keys(
+    where: str, raw_routes: dict[str, Any], problems: list[str], notices: list[str]
+) -> dict[str, Any]:
+    """Routes with the keys of earlier versions renamed (`result_event_type` is `on_success`
+    since its event fires when the job succeeds, no longer when it starts): a notice each, or
+    a problem when the route also has the new key."""
+    renamed: dict[str, Any] = {}
+    for event_type, table in raw_routes.items():
+        if isinstance(table, dict):
+            table = dict(table)
+            for old, new in contract.RENAMED_ROUTE_KEYS.items():
+                if old not in table:
+                    continue
+                at = f"{where}.{rules.key(event_type)}.{old}"
+                if new in table:
+                    problems.append(
+                        f"{at}: got {table[old]!r} beside {new}, allowed only {new} "
+                        f"({old} was renamed {new})"
+                    )
+                    del table[old]
+                    continue
+                notices.append(
+                    f"{at}: renamed {new}; its event is now published when the job succeeds, "
+                    f"not when it starts (rename the key to {new})"
+                )
+                table[new] = table.pop(old)
+        renamed[event_type] = table
+    return renamed
+
+
 def _parse_workflow(
     where: str,
     raw: Any,
     defaults: dict[str, Any],
     inherited: set[str],
     problems: list[str],
+    notices: list[str] | None = None,
 ) -> WorkflowConfig | None:
     """One [[workflows]] table over the defaults. A problem with a value the workflow only
     inherits, that `[workflow_defaults]` has on its own too (`inherited`, without the
@@ -179,6 +226,9 @@ def _parse_workflow(
     if not isinstance(raw_routes, dict):
         problems.append(f"{where}routes: got {raw_routes!r}, allowed a table of event types")
         return None
+    raw_routes = _renamed_route_keys(
+        f"{where}routes", raw_routes, problems, notices if notices is not None else []
+    )
     routes = _parse_subtables(f"{where}routes", raw_routes, RouteConfig, "template_uri", problems)
     raw_secrets = table.get("secret_env", {})
     if not isinstance(raw_secrets, dict):
@@ -275,8 +325,9 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
     elif not raw_workflows:
         problems.append("workflows: missing, allowed one or more [[workflows]] tables")
     workflows: list[WorkflowConfig] = []
+    notices: list[str] = []
     for i, raw in enumerate(raw_workflows):
-        workflow = _parse_workflow(f"workflows[{i}].", raw, defaults, inherited, problems)
+        workflow = _parse_workflow(f"workflows[{i}].", raw, defaults, inherited, problems, notices)
         if workflow is not None:
             workflows.append(workflow)
 
@@ -287,6 +338,7 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
             name=name,
             source_file=source_file,
             workflows=tuple(workflows),
+            notices=tuple(f"{source_file}: {notice}" for notice in notices),
             **{k: v for k, v in data.items() if k not in {"workflows", "workflow_defaults"}},
         )
         problems += rules.bucket_name("project_id (source bucket name)", env.source_bucket_name)
@@ -302,8 +354,9 @@ def _graph_problems(raw_workflows: list[Any]) -> list[str]:
     """Across the [[workflows]] tables as written (so indices stay those of the file even
     when a table does not parse): unique names, triggers naming another workflow, no
     trigger cycles, and a chained workflow routes every event type its trigger publishes
-    (the handler dead-letters any other). A duplicate name is the only problem reported
-    about that name."""
+    when a job succeeds (its failure and start events need no route: the handler
+    acknowledges those without a job). A duplicate name is the only problem reported about
+    that name."""
     tables = [(i, w) for i, w in enumerate(raw_workflows) if isinstance(w, dict)]
     problems: list[str] = []
     first: dict[str, int] = {}
@@ -358,7 +411,7 @@ def _graph_problems(raw_workflows: list[Any]) -> list[str]:
             continue
         trigger = w["trigger"]
         listed = ", ".join(rules.key(r) for r in routes)
-        for event_type in _published(raw_workflows[upstream[i]]):
+        for event_type in _on_success(raw_workflows[upstream[i]]):
             if event_type not in routes:
                 problems.append(
                     f"workflows[{i}].routes: missing {event_type!r}, required because trigger "
@@ -367,14 +420,21 @@ def _graph_problems(raw_workflows: list[Any]) -> list[str]:
     return problems
 
 
-def _published(table: dict[str, Any]) -> list[str]:
-    """The event types a workflow publishes to its results topic: its routes' result types."""
+def _on_success(table: dict[str, Any]) -> list[str]:
+    """The event types a workflow publishes to its results topic when a job succeeds: its
+    routes' on_success types (or their renamed key's)."""
     published: list[str] = []
     routes = table.get("routes")
     for route in routes.values() if isinstance(routes, dict) else ():
         if not isinstance(route, dict):
             continue
-        event_type = route.get("result_event_type", DEFAULT_RESULT_EVENT_TYPE)
+        event_type = route.get(
+            contract.ROUTE_ON_SUCCESS,
+            next(
+                (route[old] for old in contract.RENAMED_ROUTE_KEYS if old in route),
+                DEFAULT_ON_SUCCESS,
+            ),
+        )
         if (
             isinstance(event_type, str)
             and rules.EVENT_TYPE.fullmatch(event_type)
@@ -499,4 +559,5 @@ def literal_handler_environment(env: EnvironmentConfig, name: str) -> dict[str, 
         pipeline_service_account=contract.service_account_email(
             names.pipeline_account_id, env.project_id
         ),
+        ignored_event_types=env.ignored_event_types(name),
     )

@@ -167,6 +167,7 @@ class AiWorkflowStack(TerraformStack):
                     pipeline_root_bucket=pipeline_root,
                     kms_key_name=env.kms_key_name,
                     trigger_topic=upstream,
+                    ignored_event_types=env.ignored_event_types(workflow.name),
                     topic_dependencies=tuple(topic_dependencies),
                     function_dependencies=tuple(services),
                 ),

@@ -1,8 +1,17 @@
 """What one Pub/Sub push request does, independent of Flask and of the real HTTP clients.
 
+A trigger event (from the trigger subscription):
+
     parse envelope -> drop if stale -> decode and validate the event -> route
-    -> create the Vertex AI PipelineJob (job id from the message id; 409 = already started)
-    -> publish the follow-up event to the results topic -> 200
+    -> create the Vertex AI PipelineJob (job id from the event's idempotency key, else from the
+       message id; 409 = already started) -> publish the route's on_start event, if it has one
+    -> 200
+
+A pipeline job event (a Cloud Logging entry, from the pipeline-events subscription):
+
+    parse envelope -> decode the log entry: which of this workflow's jobs
+    -> GET the job (its state, labels and outputs are the authority, never the entry)
+    -> terminal: publish the route's on_success or on_failure event -> 200
 
 Permanent problems are forwarded to the dead-letter topic and acknowledged (200); transient
 ones are answered 503 so Pub/Sub retries with backoff. See docs/handler.md for the table.
@@ -18,7 +27,7 @@ from typing import Any, Protocol
 
 from . import contract, events, logs
 from .events import Event, PermanentError, PushMessage, Salvage
-from .google_apis import ALREADY_EXISTS, OK, TRANSIENT, ApiResponse
+from .google_apis import ALREADY_EXISTS, OK, PERMANENT, TRANSIENT, ApiResponse
 from .settings import Route, Settings
 
 ACK = 200  # Pub/Sub acknowledges 102, 200, 201, 202 and 204; we always use 200.
@@ -116,9 +125,17 @@ class WorkflowHandler:
             delivery_attempt=message.delivery_attempt,
             subscription=message.subscription,
         )
-
+        # A pipeline job event is known by the subscription that pushes it, or by its shape
+        # (a LogEntry, whichever subscription it came through).
+        peeked = events.peek_json(message)
+        pipeline_job_event = (
+            message.subscription == self.settings.pipeline_events_subscription
+            or events.is_log_entry(peeked)
+        )
+        # A completion is processed whenever it arrives: dropping it as stale would end the
+        # chain silently (the event it leads to is new, so the next workflow never drops it).
         age = self.clock() - message.publish_time.timestamp()
-        if age > self.settings.max_event_age_seconds:
+        if age > self.settings.max_event_age_seconds and not pipeline_job_event:
             ctx.update(
                 publish_time=message.publish_time.isoformat(),
                 age_seconds=round(age, 3),
@@ -136,13 +153,23 @@ class WorkflowHandler:
             return self._dead_letter(exc, self._salvage(message, None, body), ctx)
         salvage = self._salvage(message, data, body)
         try:
-            event = events.decode_event(data)
+            obj = peeked if peeked is not None else events.decode_json(data)
+            if pipeline_job_event:
+                ctx.update(input="pipeline_job_event")
+                return self._completed(events.parse_pipeline_job_event(obj), salvage, ctx)
+            event = events.validate_event(obj)
             ctx.update(
                 event_type=event.type,
                 correlation_id=events.effective_correlation_id(event, message.message_id),
             )
             events.check_attributes_agree(event, message.attributes)
             route = self.settings.routes.get(event.type)
+            if route is None and event.type in self.settings.ignored_event_types:
+                return (
+                    "INFO",
+                    f"event type {event.type} is not routed here: acknowledged, no job",
+                    Reply(ACK, {"outcome": "ignored"}),
+                )
             if route is None:
                 raise PermanentError(
                     events.UNKNOWN_EVENT_TYPE,
@@ -156,8 +183,8 @@ class WorkflowHandler:
     def _start(
         self, message: PushMessage, event: Event, route: Route, salvage: Salvage, ctx: _Context
     ) -> tuple[str, str, Reply]:
-        job_id = events.pipeline_job_id(self.settings.workflow, message.message_id)
-        ctx.update(pipeline_job_id=job_id)
+        job_id = events.job_id_for(self.settings.workflow, message.message_id, event)
+        ctx.update(pipeline_job_id=job_id, idempotency_key=event.idempotency_key)
         body = self.pipeline_job_body(message, event, route)
         created = self.apis.create_pipeline_job(job_id, body)
         duplicate = created.kind == ALREADY_EXISTS
@@ -183,20 +210,147 @@ class WorkflowHandler:
             return self._dead_letter(
                 PermanentError(events.VERTEX_REJECTED, created.detail), salvage, ctx
             )
-        job_name = job.body.get("name") if isinstance(job.body, dict) else None
-        if not isinstance(job_name, str) or not job_name:
+        view = events.job_view(job.body)
+        if view is None:
             ctx.update(error_detail=f"{job.detail}: no job name in the response")
             return (
                 "WARNING",
                 "unexpected response from Vertex AI; asking Pub/Sub to retry",
                 Reply(RETRY, {"outcome": "retry"}),
             )
-        ctx.update(pipeline_job=job_name, duplicate_delivery=duplicate)
+        ctx.update(pipeline_job=view.name, duplicate_delivery=duplicate)
+        outcome = "already_started" if duplicate else "started"
+        reply = Reply(ACK, {"outcome": outcome, "pipeline_job": view.name})
+        if route.on_start is None:
+            text = (
+                "duplicate delivery: pipeline job already exists"
+                if duplicate
+                else "pipeline job started"
+            )
+            return "INFO", text, reply
+        start = events.outcome_event(
+            route.on_start,
+            self.settings.workflow,
+            view,
+            events.STARTED,
+            source_event_type=event.type,
+            correlation_id=events.effective_correlation_id(event, message.message_id),
+            source_idempotency_key=event.idempotency_key,
+        )
+        # A redelivery publishes the start event again (the first attempt may have failed to);
+        # its idempotency key is the same every time.
+        problem = self._publish(start, view.name, salvage, ctx)
+        if problem is not None:
+            return problem
+        text = (
+            "duplicate delivery: pipeline job already exists; start event published"
+            if duplicate
+            else "pipeline job started; start event published"
+        )
+        return "INFO", text, reply
 
-        follow_up = self.follow_up_event(message, event, route, job_name)
-        attributes = events.event_attributes(follow_up, workflow=self.settings.workflow)
+    def _completed(
+        self, signal: events.PipelineJobSignal, salvage: Salvage, ctx: _Context
+    ) -> tuple[str, str, Reply]:
+        """A pipeline job event: read the job, publish what its outcome calls for."""
+        s = self.settings
+        ctx.update(pipeline_job_id=signal.job_id, claimed_state=signal.claimed_state)
+        foreign = (
+            not events.is_own_pipeline_job(s.workflow, signal.job_id)
+            or signal.location not in (None, s.location)
+            or signal.project not in (None, s.project)
+        )
+        if foreign:
+            raise PermanentError(
+                events.UNKNOWN_PIPELINE_JOB,
+                f"job {signal.job_id} in {signal.project}/{signal.location} is not one of "
+                f"workflow {s.workflow}'s jobs in {s.project}/{s.location}",
+            )
+        got = self.apis.get_pipeline_job(signal.job_id)
+        if got.kind == TRANSIENT:
+            ctx.update(error_detail=got.detail)
+            return (
+                "WARNING",
+                "transient error reading the pipeline job; asking Pub/Sub to retry",
+                Reply(RETRY, {"outcome": "retry"}),
+            )
+        if got.kind == PERMANENT and got.status == 404:
+            raise PermanentError(events.UNKNOWN_PIPELINE_JOB, got.detail)
+        if got.kind != OK:
+            raise PermanentError(events.VERTEX_REJECTED, got.detail)
+        view = events.job_view(got.body)
+        if view is None:
+            ctx.update(error_detail=f"{got.detail}: no job name in the response")
+            return (
+                "WARNING",
+                "unexpected response from Vertex AI; asking Pub/Sub to retry",
+                Reply(RETRY, {"outcome": "retry"}),
+            )
+        ctx.update(pipeline_job=view.name, state=view.state)
+        if view.workflow_label != events.label_value(s.workflow):
+            raise PermanentError(
+                events.UNKNOWN_PIPELINE_JOB,
+                f"job {view.name} is labelled workflow={view.workflow_label!r}, "
+                f"not started by workflow {s.workflow}",
+            )
+        outcome = events.OUTCOMES.get(view.state or "")
+        if outcome is None:
+            if signal.claimed_state in contract.TERMINAL_STATES:
+                ctx.update(error_detail=f"the entry says {signal.claimed_state}")
+                return (
+                    "WARNING",
+                    f"the log entry reports an end but the job is {view.state}; asking Pub/Sub "
+                    "to retry until Vertex AI agrees",
+                    Reply(RETRY, {"outcome": "retry"}),
+                )
+            return (
+                "INFO",
+                f"pipeline job is {view.state}, not finished: nothing to publish",
+                Reply(ACK, {"outcome": "not_finished", "pipeline_job": view.name}),
+            )
+        source_type = view.source_event_type
+        route = s.routes.get(source_type) if source_type is not None else None
+        if source_type is None or route is None:
+            raise PermanentError(
+                events.UNKNOWN_ROUTE,
+                f"job {view.name} was started for event type {source_type!r}, which has no "
+                f"route here now; routed types: {', '.join(sorted(s.routes))}",
+            )
+        event_type = route.on_success if outcome == "succeeded" else route.on_failure
+        follow_up = events.outcome_event(
+            event_type,
+            s.workflow,
+            view,
+            outcome,
+            source_event_type=source_type,
+            correlation_id=view.correlation_id or signal.job_id,
+            source_idempotency_key=view.idempotency_key,
+        )
+        ctx.update(event_type=source_type, correlation_id=follow_up.correlation_id)
+        problem = self._publish(follow_up, view.name, salvage, ctx)
+        if problem is not None:
+            return problem
+        return (
+            "INFO",
+            f"pipeline job {outcome}; {follow_up.type} published",
+            Reply(
+                ACK,
+                {
+                    "outcome": "published",
+                    "pipeline_job": view.name,
+                    "state": view.state,
+                    "event_type": follow_up.type,
+                },
+            ),
+        )
+
+    def _publish(
+        self, event: Event, job_name: str, salvage: Salvage, ctx: _Context
+    ) -> tuple[str, str, Reply] | None:
+        """Publish a follow-up event to the results topic; None when it went out."""
+        attributes = events.event_attributes(event, workflow=self.settings.workflow)
         published = self.apis.publish(
-            self.settings.results_topic, events.encode_event(follow_up), attributes
+            self.settings.results_topic, events.encode_event(event), attributes
         )
         if published.kind != OK:
             ctx.update(error_detail=published.detail)
@@ -209,24 +363,29 @@ class WorkflowHandler:
                 )
             return (
                 "WARNING",
-                "pipeline job started but the follow-up publish failed transiently; "
-                "asking Pub/Sub to retry (the retry finds the existing job)",
+                "the follow-up publish failed transiently; asking Pub/Sub to retry "
+                "(the retry finds the existing job and publishes the same event)",
                 Reply(RETRY, {"outcome": "retry", "pipeline_job": job_name}),
             )
-        ctx.update(result_event_type=follow_up.type, results_message_id=_first_id(published))
-        outcome = "already_started" if duplicate else "started"
-        text = (
-            "duplicate delivery: pipeline job already exists; follow-up event published"
-            if duplicate
-            else "pipeline job started; follow-up event published"
+        ctx.update(
+            result_event_type=event.type,
+            result_idempotency_key=event.idempotency_key,
+            results_message_id=_first_id(published),
         )
-        return "INFO", text, Reply(ACK, {"outcome": outcome, "pipeline_job": job_name})
+        return None
 
     # --- what we send ---------------------------------------------------------------------
 
     def pipeline_job_body(self, message: PushMessage, event: Event, route: Route) -> dict[str, Any]:
         s = self.settings
         correlation_id = events.effective_correlation_id(event, message.message_id)
+        labels = {
+            "workflow": events.label_value(s.workflow),
+            **events.event_type_labels(event.type),
+            **events.text_labels("correlation_id", correlation_id),
+        }
+        if event.idempotency_key is not None:
+            labels.update(events.text_labels("idempotency_key", event.idempotency_key))
         return {
             "displayName": f"{s.workflow} {event.type} {message.message_id}"[
                 : events.MAX_DISPLAY_NAME_LENGTH
@@ -237,25 +396,8 @@ class WorkflowHandler:
                 "parameterValues": {**route.parameters, **event.payload},
             },
             "serviceAccount": s.pipeline_service_account,
-            "labels": {
-                "workflow": events.label_value(s.workflow),
-                "event_type": events.label_value(event.type),
-                "correlation_id": events.label_value(correlation_id),
-            },
+            "labels": labels,
         }
-
-    def follow_up_event(
-        self, message: PushMessage, event: Event, route: Route, job_name: str
-    ) -> Event:
-        return Event(
-            type=route.result_event_type,
-            payload={
-                "pipeline_job": job_name,
-                "source_event_type": event.type,
-                "source_message_id": message.message_id,
-            },
-            correlation_id=events.effective_correlation_id(event, message.message_id),
-        )
 
     # --- dead-lettering -------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 # --- The environment variables the handler reads ----------------------------------------------
@@ -27,6 +27,7 @@ ENV_DEAD_LETTER_TOPIC = "DEAD_LETTER_TOPIC"
 ENV_PIPELINE_ROOT = "PIPELINE_ROOT"
 ENV_PIPELINE_SERVICE_ACCOUNT = "PIPELINE_SERVICE_ACCOUNT"
 ENV_ROUTES = "ROUTES"
+ENV_IGNORED_EVENT_TYPES = "IGNORED_EVENT_TYPES"
 ENV_MAX_EVENT_AGE_SECONDS = "MAX_EVENT_AGE_SECONDS"
 ENV_OUTBOUND_TIMEOUT_SECONDS = "OUTBOUND_TIMEOUT_SECONDS"
 # Never set by the stack: they point the handler at local stand-ins or emulators.
@@ -42,6 +43,7 @@ STACK_VARIABLES = (
     ENV_PIPELINE_ROOT,
     ENV_PIPELINE_SERVICE_ACCOUNT,
     ENV_ROUTES,
+    ENV_IGNORED_EVENT_TYPES,
     ENV_MAX_EVENT_AGE_SECONDS,
     ENV_OUTBOUND_TIMEOUT_SECONDS,
 )
@@ -52,8 +54,10 @@ VARIABLES = STACK_VARIABLES + LOCAL_VARIABLES
 """Every environment variable the handler reads."""
 
 # --- Defaults -----------------------------------------------------------------------------------
-DEFAULT_RESULT_EVENT_TYPE = "workflow.started"
-"""A route's `result_event_type` when it names none."""
+DEFAULT_ON_SUCCESS = "workflow.succeeded"
+"""A route's `on_success` when it names none: published when the job succeeds."""
+DEFAULT_ON_FAILURE = "workflow.failed"
+"""A route's `on_failure` when it names none: published when the job fails or is cancelled."""
 DAY_SECONDS = 86_400
 DEFAULT_MAX_EVENT_AGE_SECONDS = DAY_SECONDS
 """MAX_EVENT_AGE_SECONDS when unset (and a workflow's `max_event_age_seconds`): one day."""
@@ -94,25 +98,77 @@ def is_event_type(value: object) -> bool:
 # --- The ROUTES schema --------------------------------------------------------------------------
 ROUTE_TEMPLATE_URI = "template_uri"
 ROUTE_PARAMETERS = "parameters"
-ROUTE_RESULT_EVENT_TYPE = "result_event_type"
-ROUTE_KEYS = (ROUTE_TEMPLATE_URI, ROUTE_PARAMETERS, ROUTE_RESULT_EVENT_TYPE)
-"""The keys of one route; only template_uri is required."""
+ROUTE_ON_SUCCESS = "on_success"
+ROUTE_ON_FAILURE = "on_failure"
+ROUTE_ON_START = "on_start"
+ROUTE_KEYS = (
+    ROUTE_TEMPLATE_URI,
+    ROUTE_PARAMETERS,
+    ROUTE_ON_SUCCESS,
+    ROUTE_ON_FAILURE,
+    ROUTE_ON_START,
+)
+"""The keys of one route; only template_uri is required. on_start is absent when the route
+publishes nothing when its job is created."""
+RENAMED_ROUTE_KEYS = {"result_event_type": ROUTE_ON_SUCCESS}
+"""Keys of earlier versions and what they are called now."""
 
 
 def route(
-    template_uri: str, parameters: Mapping[str, Any], result_event_type: str
+    template_uri: str,
+    parameters: Mapping[str, Any],
+    on_success: str,
+    on_failure: str,
+    on_start: str | None = None,
 ) -> dict[str, Any]:
     """One route as ROUTES carries it."""
-    return {
+    spec: dict[str, Any] = {
         ROUTE_TEMPLATE_URI: template_uri,
         ROUTE_PARAMETERS: parameters,
-        ROUTE_RESULT_EVENT_TYPE: result_event_type,
+        ROUTE_ON_SUCCESS: on_success,
+        ROUTE_ON_FAILURE: on_failure,
     }
+    if on_start is not None:
+        spec[ROUTE_ON_START] = on_start
+    return spec
 
 
 def routes_json(routes: Mapping[str, Mapping[str, Any]]) -> str:
     """The ROUTES value: `{"<event type>": <route>}` as compact JSON with sorted keys."""
     return json.dumps(dict(routes), sort_keys=True, separators=(",", ":"))
+
+
+def ignored_event_types_json(event_types: Iterable[str]) -> str:
+    """The IGNORED_EVENT_TYPES value: a sorted JSON array of event types ("[]" for none)."""
+    return json.dumps(sorted(set(event_types)), separators=(",", ":"))
+
+
+# --- Pipeline job events: Cloud Logging -> the pipeline-events topic -> the handler -------------
+PIPELINE_JOB_EVENTS_LOG_ID = "aiplatform.googleapis.com%2Fpipeline_job_events"
+"""The log Vertex AI Pipelines writes job state changes to (URL-encoded, as in logName)."""
+PIPELINE_JOB_RESOURCE_TYPE = "aiplatform.googleapis.com/PipelineJob"
+"""The monitored resource of those entries; its labels: resource_container (the project id),
+location, pipeline_job_id."""
+SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
+FAILED = "PIPELINE_STATE_FAILED"
+CANCELLED = "PIPELINE_STATE_CANCELLED"
+TERMINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
+"""The PipelineJob states after which nothing changes; each ends in one follow-up event."""
+PIPELINE_JOB_SUFFIX_PATTERN = r"(?:[0-9]{1,40}|[hk][0-9a-f]{40})"
+"""What follows `<workflow>-` in the id of a job the handler creates: a Pub/Sub message id
+(digits), `h` + a hashed message id, or `k` + a hashed idempotency key. It has no `-`, so no
+workflow's jobs match another workflow's pattern (`train` vs `train-eu`)."""
+
+
+def pipeline_job_id_pattern(workflow: str) -> str:
+    """The anchored regular expression (RE2 and Python alike) of the job ids of `workflow`
+    (a valid workflow name: letters, digits and `-`, none of them special in a pattern)."""
+    return f"^{workflow}-{PIPELINE_JOB_SUFFIX_PATTERN}$"
+
+
+def pipeline_job_events_log(project: str) -> str:
+    """logName of the pipeline job events of `project`."""
+    return f"projects/{project}/logs/{PIPELINE_JOB_EVENTS_LOG_ID}"
 
 
 # --- Derived names and values -------------------------------------------------------------------
@@ -128,6 +184,21 @@ def results_topic(workflow: str) -> str:
 
 def dead_letter_topic(workflow: str) -> str:
     return f"{workflow}-dead-letter"
+
+
+def pipeline_events_topic(workflow: str) -> str:
+    """The topic the workflow's log sink publishes its jobs' terminal state changes to."""
+    return f"{workflow}-pipeline-events"
+
+
+def pipeline_events_subscription(workflow: str) -> str:
+    """The push subscription that delivers those to the handler (it knows them by it)."""
+    return f"{workflow}-pipeline-events-push"
+
+
+def subscription_path(project: str, subscription: str) -> str:
+    """`projects/<project>/subscriptions/<subscription>`, as a push envelope names it."""
+    return f"projects/{project}/subscriptions/{subscription}"
 
 
 def topic_path(project: str, topic: str) -> str:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 # The event type's rule is part of the stack's contract too (routes are keyed by it).
+from . import contract
 from .contract import EVENT_TYPE_PATTERN, MAX_EVENT_TYPE_LENGTH, is_event_type
 
 # --- The `error` attribute values put on dead-lettered messages (docs/handler.md) -------------
@@ -28,6 +29,9 @@ SCHEMA_VIOLATION = "schema_violation"
 UNKNOWN_EVENT_TYPE = "unknown_event_type"
 VERTEX_REJECTED = "vertex_rejected"
 RESULTS_PUBLISH_REJECTED = "results_publish_rejected"
+BAD_PIPELINE_EVENT = "bad_pipeline_event"
+UNKNOWN_PIPELINE_JOB = "unknown_pipeline_job"
+UNKNOWN_ROUTE = "unknown_route"
 
 ERROR_CODES = frozenset(
     {
@@ -40,12 +44,16 @@ ERROR_CODES = frozenset(
         UNKNOWN_EVENT_TYPE,
         VERTEX_REJECTED,
         RESULTS_PUBLISH_REJECTED,
+        BAD_PIPELINE_EVENT,
+        UNKNOWN_PIPELINE_JOB,
+        UNKNOWN_ROUTE,
     }
 )
 
 # --- The event contract -----------------------------------------------------------------------
 MAX_CORRELATION_ID_LENGTH = 128
-EVENT_KEYS = ("type", "payload", "correlation_id")
+MAX_IDEMPOTENCY_KEY_LENGTH = 128
+EVENT_KEYS = ("type", "payload", "correlation_id", "idempotency_key")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MAX_JSON_DEPTH = 64  # an event's nesting, the top-level object included
 
@@ -74,6 +82,8 @@ class Event:
     type: str
     payload: dict[str, Any]
     correlation_id: str | None = None
+    idempotency_key: str | None = None
+    """Names the request: two events with the same type and key start one job (per workflow)."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -130,7 +140,7 @@ def validate_event(obj: Any) -> Event:
     if unknown:
         raise PermanentError(
             SCHEMA_VIOLATION,
-            f"unknown top-level keys {_short(unknown)}; allowed: type, payload, correlation_id",
+            f"unknown top-level keys {_short(unknown)}; allowed: {', '.join(EVENT_KEYS)}",
         )
     if "type" not in obj:
         raise PermanentError(SCHEMA_VIOLATION, "missing 'type'")
@@ -155,7 +165,19 @@ def validate_event(obj: Any) -> Event:
             f"'correlation_id' {_short(correlation_id)} must be a string of 1 to "
             f"{MAX_CORRELATION_ID_LENGTH} characters without control characters",
         )
-    return Event(type=event_type, payload=payload, correlation_id=correlation_id)
+    idempotency_key = obj.get("idempotency_key")
+    if "idempotency_key" in obj and not is_idempotency_key(idempotency_key):
+        raise PermanentError(
+            SCHEMA_VIOLATION,
+            f"'idempotency_key' {_short(idempotency_key)} must be a string of 1 to "
+            f"{MAX_IDEMPOTENCY_KEY_LENGTH} characters without control characters",
+        )
+    return Event(
+        type=event_type,
+        payload=payload,
+        correlation_id=correlation_id,
+        idempotency_key=idempotency_key,
+    )
 
 
 def is_correlation_id(value: object) -> bool:
@@ -166,8 +188,21 @@ def is_correlation_id(value: object) -> bool:
     )
 
 
+def is_idempotency_key(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH
+        and _CONTROL_RE.search(value) is None
+    )
+
+
 def decode_event(data: bytes) -> Event:
     """Message data (already base64-decoded) -> Event, or PermanentError (bad_utf8/json/schema)."""
+    return validate_event(decode_json(data))
+
+
+def decode_json(data: bytes) -> Any:
+    """Message data (already base64-decoded) -> a JSON value, or PermanentError (bad_utf8/json)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -178,7 +213,7 @@ def decode_event(data: bytes) -> Event:
         obj = loads_strict(text)
     except ValueError as exc:
         raise PermanentError(BAD_JSON, f"message data is not JSON: {exc}") from None
-    return validate_event(obj)
+    return obj
 
 
 def encode_event(event: Event) -> bytes:
@@ -186,6 +221,8 @@ def encode_event(event: Event) -> bytes:
     obj: dict[str, Any] = {"type": event.type, "payload": event.payload}
     if event.correlation_id is not None:
         obj["correlation_id"] = event.correlation_id
+    if event.idempotency_key is not None:
+        obj["idempotency_key"] = event.idempotency_key
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -194,6 +231,8 @@ def event_attributes(event: Event, **extra: str) -> dict[str, str]:
     attributes = {"event_type": event.type}
     if event.correlation_id is not None:
         attributes["correlation_id"] = event.correlation_id
+    if event.idempotency_key is not None:
+        attributes["idempotency_key"] = event.idempotency_key
     attributes.update(extra)
     return attributes
 
@@ -368,7 +407,8 @@ def decode_message_data(message: PushMessage) -> bytes:
 
 
 def check_attributes_agree(event: Event, attributes: dict[str, str]) -> None:
-    """Subscriptions filter on the `event_type`/`correlation_id` attributes: they must not lie."""
+    """Subscriptions filter on the `event_type`/`correlation_id`/`idempotency_key` attributes:
+    they must not lie."""
     claimed_type = attributes.get("event_type")
     if claimed_type is not None and claimed_type != event.type:
         raise PermanentError(
@@ -382,6 +422,13 @@ def check_attributes_agree(event: Event, attributes: dict[str, str]) -> None:
             SCHEMA_VIOLATION,
             f"attribute correlation_id {_short(claimed_id)} differs from the event's "
             f"correlation_id {_short(event.correlation_id)}",
+        )
+    claimed_key = attributes.get("idempotency_key")
+    if claimed_key is not None and claimed_key != event.idempotency_key:
+        raise PermanentError(
+            SCHEMA_VIOLATION,
+            f"attribute idempotency_key {_short(claimed_key)} differs from the event's "
+            f"idempotency_key {_short(event.idempotency_key)}",
         )
 
 
@@ -409,6 +456,21 @@ def pipeline_job_id(workflow: str, message_id: str) -> str:
     return f"{_id_prefix(workflow)}-{suffix}"
 
 
+def keyed_pipeline_job_id(workflow: str, event_type: str, idempotency_key: str) -> str:
+    """The job id of an event that carries an idempotency key: derived from the key and the
+    event's type only, never from the message id, so a re-published copy of the event (a new
+    message id) finds the job the first copy started. `k` marks the form."""
+    text = f"{event_type}\n{idempotency_key}".encode("utf-8", "surrogatepass")
+    return f"{_id_prefix(workflow)}-k{hashlib.sha256(text).hexdigest()[:40]}"
+
+
+def job_id_for(workflow: str, message_id: str, event: Event) -> str:
+    """The idempotency key when the event has one, else the message id."""
+    if event.idempotency_key is not None:
+        return keyed_pipeline_job_id(workflow, event.type, event.idempotency_key)
+    return pipeline_job_id(workflow, message_id)
+
+
 def effective_correlation_id(event: Event, message_id: str) -> str:
     """The event's correlation id, else the message id (hashed if it is not a valid one)."""
     if event.correlation_id is not None:
@@ -421,6 +483,61 @@ def effective_correlation_id(event: Event, message_id: str) -> str:
 def label_value(value: str) -> str:
     """A Vertex AI label value: lowercase ASCII letters, digits, `_` and `-`, at most 63."""
     return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:MAX_LABEL_VALUE_LENGTH]
+
+
+# A job's labels are all the handler has of its source event when the job completes, so the
+# values it needs back exactly are stored losslessly: as they are when they already are a valid
+# label value, otherwise as a readable (lossy) `<key>` for people plus the exact text in base32
+# chunks `<key>_x0`, `<key>_x1`, ... (lowercase base32 is within the label alphabet).
+_LABEL_SAFE_RE = re.compile(r"[a-z0-9_-]{1,63}\Z")
+_CHUNK = MAX_LABEL_VALUE_LENGTH
+
+
+def text_labels(key: str, text: str) -> dict[str, str]:
+    """Labels that carry `text` exactly (see `label_text`)."""
+    if _LABEL_SAFE_RE.match(text):
+        return {key: text}
+    encoded = base64.b32encode(text.encode("utf-8", "surrogatepass")).decode("ascii")
+    encoded = encoded.rstrip("=").lower()
+    labels = {key: label_value(text) or "-"}
+    for i in range(0, len(encoded), _CHUNK):
+        labels[f"{key}_x{i // _CHUNK}"] = encoded[i : i + _CHUNK]
+    return labels
+
+
+def label_text(key: str, labels: dict[str, Any]) -> str | None:
+    """The text `text_labels(key, text)` stored, or None when it is missing or damaged."""
+    if f"{key}_x0" not in labels:
+        value = labels.get(key)
+        return value if isinstance(value, str) and _LABEL_SAFE_RE.match(value) else None
+    chunks = []
+    for i in range(len(labels)):
+        chunk = labels.get(f"{key}_x{i}")
+        if chunk is None:
+            break
+        if not isinstance(chunk, str):
+            return None
+        chunks.append(chunk)
+    encoded = "".join(chunks).upper()
+    try:
+        raw = base64.b32decode(encoded + "=" * (-len(encoded) % 8))
+        return raw.decode("utf-8", "surrogatepass")
+    except (binascii.Error, ValueError):
+        return None
+
+
+def event_type_labels(event_type: str) -> dict[str, str]:
+    """An event type as labels: `model.train` is stored readably as `model-train` (event types
+    have no `-`, so the reverse is exact)."""
+    return text_labels("event_type", event_type.replace(".", "-"))
+
+
+def label_event_type(labels: dict[str, Any]) -> str | None:
+    text = label_text("event_type", labels)
+    if text is None:
+        return None
+    event_type = text.replace("-", ".")
+    return event_type if is_event_type(event_type) else None
 
 
 def clean_text(value: str) -> str:
@@ -477,3 +594,252 @@ def _kind(value: object) -> str:
 def _short(value: object, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- Pipeline job events: what a log sink delivers, and what the handler publishes then ----------
+
+OUTCOMES = {
+    contract.SUCCEEDED: "succeeded",
+    contract.FAILED: "failed",
+    contract.CANCELLED: "cancelled",
+}
+"""Terminal PipelineJob state -> the `outcome` of the follow-up event."""
+STARTED = "started"
+"""The `outcome` of the start event (a route's on_start)."""
+_LOG_ID_SUFFIX = "/logs/" + contract.PIPELINE_JOB_EVENTS_LOG_ID
+MAX_OUTPUTS_BYTES = 256 * 1024
+"""A follow-up event leaves out the job's outputs when they would make it larger than this."""
+
+
+@dataclass(frozen=True)
+class PipelineJobSignal:
+    """What the handler takes from a pipeline job event: which job, and what the entry claims.
+    Only a hint; the job itself (GET) is the authority."""
+
+    job_id: str
+    location: str | None
+    project: str | None
+    claimed_state: str | None
+
+
+def peek_json(message: PushMessage) -> Any:
+    """The message data as JSON when it is valid base64, UTF-8 and JSON; else None. Never
+    raises (the strict decoding, with its errors, comes later)."""
+    try:
+        return decode_json(decode_message_data(message))
+    except PermanentError:
+        return None
+
+
+def is_log_entry(obj: Any) -> bool:
+    """A LogEntry as a log sink publishes it (never an event: those have `type`)."""
+    return isinstance(obj, dict) and "logName" in obj and "type" not in obj
+
+
+def parse_pipeline_job_event(obj: Any) -> PipelineJobSignal:
+    """A Cloud Logging LogEntry of aiplatform.googleapis.com/pipeline_job_events (docs/handler.md,
+    "Pipeline job events") -> the job it is about. Raises PermanentError(bad_pipeline_event)."""
+
+    def bad(detail: str) -> PermanentError:
+        return PermanentError(BAD_PIPELINE_EVENT, detail)
+
+    if not isinstance(obj, dict):
+        raise bad(f"a pipeline job event must be a JSON object (a LogEntry), got {_kind(obj)}")
+    log_name = obj.get("logName")
+    if log_name is not None and (
+        not isinstance(log_name, str) or not log_name.endswith(_LOG_ID_SUFFIX)
+    ):
+        raise bad(f"logName {_short(log_name)} is not a {contract.PIPELINE_JOB_EVENTS_LOG_ID} log")
+    resource = obj.get("resource")
+    if not isinstance(resource, dict):
+        raise bad("missing 'resource' (the PipelineJob the entry is about)")
+    resource_type = resource.get("type")
+    if resource_type is not None and resource_type != contract.PIPELINE_JOB_RESOURCE_TYPE:
+        raise bad(
+            f"resource.type {_short(resource_type)} is not {contract.PIPELINE_JOB_RESOURCE_TYPE}"
+        )
+    labels = resource.get("labels")
+    job_id = labels.get("pipeline_job_id") if isinstance(labels, dict) else None
+    if not isinstance(job_id, str) or not PIPELINE_JOB_ID_RE.match(job_id):
+        raise bad(f"resource.labels.pipeline_job_id {_short(job_id)} is not a PipelineJob id")
+    assert isinstance(labels, dict)
+    location, project = labels.get("location"), labels.get("resource_container")
+    payload = obj.get("jsonPayload")
+    state = payload.get("state") if isinstance(payload, dict) else None
+    return PipelineJobSignal(
+        job_id=job_id,
+        location=location if isinstance(location, str) else None,
+        project=project if isinstance(project, str) else None,
+        claimed_state=state if isinstance(state, str) else None,
+    )
+
+
+def is_own_pipeline_job(workflow: str, job_id: str) -> bool:
+    """Whether `job_id` is one the handler of `workflow` creates (contract's pattern)."""
+    return re.fullmatch(contract.pipeline_job_id_pattern(workflow), job_id) is not None
+
+
+def outcome_key(job_name: str, outcome: str) -> str:
+    """The idempotency key of the event that reports `outcome` of job `job_name`: the same job
+    and outcome always give the same key, however often the signal arrives."""
+    text = f"{job_name}\n{outcome}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(text).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What a follow-up event says about a PipelineJob, read from the job resource (the body of
+    Vertex AI's create or GET)."""
+
+    name: str
+    state: str | None
+    labels: dict[str, Any]
+    output_directory: str | None
+    parameters: dict[str, Any]
+    outputs: dict[str, Any]
+    error: dict[str, Any] | None
+
+    @property
+    def source_event_type(self) -> str | None:
+        return label_event_type(self.labels)
+
+    @property
+    def correlation_id(self) -> str | None:
+        value = label_text("correlation_id", self.labels)
+        return value if value is not None and is_correlation_id(value) else None
+
+    @property
+    def idempotency_key(self) -> str | None:
+        value = label_text("idempotency_key", self.labels)
+        return value if value is not None and is_idempotency_key(value) else None
+
+    @property
+    def workflow_label(self) -> str | None:
+        value = self.labels.get("workflow")
+        return value if isinstance(value, str) else None
+
+
+def job_view(body: Any) -> JobView | None:
+    """The parts of a PipelineJob resource a follow-up event uses; None without a name."""
+    if not isinstance(body, dict):
+        return None
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        return None
+    state = body.get("state")
+    labels = body.get("labels")
+    runtime = body.get("runtimeConfig")
+    runtime = runtime if isinstance(runtime, dict) else {}
+    output_directory = runtime.get("gcsOutputDirectory")
+    parameters = runtime.get("parameterValues")
+    error = body.get("error")
+    return JobView(
+        name=name,
+        state=state if isinstance(state, str) else None,
+        labels=labels if isinstance(labels, dict) else {},
+        output_directory=output_directory if isinstance(output_directory, str) else None,
+        parameters=parameters if isinstance(parameters, dict) else {},
+        outputs=pipeline_outputs(body),
+        error=error if isinstance(error, dict) else None,
+    )
+
+
+def pipeline_outputs(body: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline's own outputs, where the job exposes them: the root task of
+    `jobDetail.taskDetails` (the one without a parent) has the output artifacts under `outputs`
+    (name -> {artifacts: [{uri}]}) and the output parameters in its execution's metadata, as
+    `output:<name>` keys. {} when there are none."""
+    detail = body.get("jobDetail")
+    tasks = detail.get("taskDetails") if isinstance(detail, dict) else None
+    if not isinstance(tasks, list):
+        return {}
+    roots = [
+        t for t in tasks if isinstance(t, dict) and t.get("parentTaskId") in (None, "", "0", 0)
+    ]
+    if len(roots) != 1:
+        return {}
+    root = roots[0]
+    artifacts: dict[str, list[str]] = {}
+    raw_outputs = root.get("outputs")
+    for name, listed in (raw_outputs if isinstance(raw_outputs, dict) else {}).items():
+        items = listed.get("artifacts") if isinstance(listed, dict) else None
+        uris = [
+            a["uri"]
+            for a in (items if isinstance(items, list) else [])
+            if isinstance(a, dict) and isinstance(a.get("uri"), str)
+        ]
+        if uris:
+            artifacts[name] = uris
+    execution = root.get("execution")
+    metadata = execution.get("metadata") if isinstance(execution, dict) else None
+    parameters = {
+        key.removeprefix("output:"): value
+        for key, value in (metadata if isinstance(metadata, dict) else {}).items()
+        if isinstance(key, str) and key.startswith("output:")
+    }
+    outputs: dict[str, Any] = {}
+    if artifacts:
+        outputs["artifacts"] = artifacts
+    if parameters:
+        outputs["parameters"] = parameters
+    return outputs
+
+
+def outcome_event(
+    event_type: str,
+    workflow: str,
+    job: JobView,
+    outcome: str,
+    *,
+    source_event_type: str,
+    correlation_id: str,
+    source_idempotency_key: str | None,
+) -> Event:
+    """The follow-up event that reports `outcome` (started, succeeded, failed, cancelled) of
+    `job` (docs/events.schema.json). Its idempotency key comes from the job and the outcome."""
+    source: dict[str, Any] = {"type": source_event_type, "parameters": job.parameters}
+    if source_idempotency_key is not None:
+        source["idempotency_key"] = source_idempotency_key
+    payload: dict[str, Any] = {
+        "workflow": workflow,
+        "pipeline_job": job.name,
+        "outcome": outcome,
+        "state": job.state or "PIPELINE_STATE_UNSPECIFIED",
+        "source_event": source,
+    }
+    if job.output_directory is not None:
+        payload["output_directory"] = job.output_directory
+    if job.error is not None and outcome != STARTED:
+        error: dict[str, Any] = {}
+        if isinstance(job.error.get("code"), int) and not isinstance(job.error["code"], bool):
+            error["code"] = job.error["code"]
+        if isinstance(job.error.get("message"), str):
+            error["message"] = job.error["message"][:1000]
+        if error:
+            payload["error"] = error
+    event = Event(
+        type=event_type,
+        payload=payload,
+        correlation_id=correlation_id,
+        idempotency_key=outcome_key(job.name, outcome),
+    )
+    if job.outputs and outcome != STARTED:
+        with_outputs = Event(
+            type=event.type,
+            payload={**payload, "outputs": job.outputs},
+            correlation_id=event.correlation_id,
+            idempotency_key=event.idempotency_key,
+        )
+        if _publishable(with_outputs):
+            return with_outputs
+        payload["outputs_omitted"] = True
+    return event
+
+
+def _publishable(event: Event) -> bool:
+    """Whether the next handler would accept it, and it is not too large to carry."""
+    try:
+        encoded = encode_event(event)
+        return len(encoded) <= MAX_OUTPUTS_BYTES and decode_event(encoded) == event
+    except (PermanentError, UnicodeError, ValueError, RecursionError):
+        return False

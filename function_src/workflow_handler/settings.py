@@ -52,7 +52,12 @@ class Route:
     event_type: str
     template_uri: str
     parameters: dict[str, Any]
-    result_event_type: str
+    on_success: str
+    """Published when the route's job succeeds."""
+    on_failure: str
+    """Published when the route's job fails or is cancelled."""
+    on_start: str | None = None
+    """Published when the job is created; None: nothing is."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Settings:
     pipeline_root: str
     pipeline_service_account: str
     routes: dict[str, Route]
+    ignored_event_types: frozenset[str]
     max_event_age_seconds: int
     pubsub_emulator_host: str | None
     vertex_endpoint: str
@@ -83,6 +89,12 @@ class Settings:
     @property
     def vertex_anonymous(self) -> bool:
         return self.vertex_endpoint.startswith("http://")
+
+    @property
+    def pipeline_events_subscription(self) -> str:
+        """The subscription that pushes this workflow's pipeline job events (its name is the
+        contract's formula, so it needs no variable of its own)."""
+        return c.subscription_path(self.project, c.pipeline_events_subscription(self.workflow))
 
 
 def _required(env: Mapping[str, str], name: str, pattern: re.Pattern[str], allowed: str) -> str:
@@ -116,6 +128,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         env, c.ENV_PIPELINE_SERVICE_ACCOUNT, _EMAIL_RE, "a service account email"
     )
     routes = _parse_routes(env.get(c.ENV_ROUTES))
+    ignored = _parse_ignored(env.get(c.ENV_IGNORED_EVENT_TYPES), routes)
     max_age = _positive_int(env, c.ENV_MAX_EVENT_AGE_SECONDS, c.DEFAULT_MAX_EVENT_AGE_SECONDS)
 
     emulator = env.get(c.ENV_PUBSUB_EMULATOR_HOST) or None
@@ -142,6 +155,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         pipeline_root=pipeline_root.rstrip("/"),
         pipeline_service_account=pipeline_sa,
         routes=routes,
+        ignored_event_types=ignored,
         max_event_age_seconds=max_age,
         pubsub_emulator_host=emulator,
         vertex_endpoint=vertex_endpoint.rstrip("/"),
@@ -182,7 +196,8 @@ def _timeout(env: Mapping[str, str]) -> float:
 
 _ROUTES_SHAPE = (
     f'a JSON object {{"<event type>": {{"{c.ROUTE_TEMPLATE_URI}": "...", '
-    f'"{c.ROUTE_PARAMETERS}": {{...}}, "{c.ROUTE_RESULT_EVENT_TYPE}": "<event type>"}}}} '
+    f'"{c.ROUTE_PARAMETERS}": {{...}}, "{c.ROUTE_ON_SUCCESS}": "<event type>", '
+    f'"{c.ROUTE_ON_FAILURE}": "<event type>", "{c.ROUTE_ON_START}": "<event type>"}}}} '
     "with at least one route"
 )
 
@@ -208,8 +223,13 @@ def _parse_routes(raw: str | None) -> dict[str, Route]:
             raise ConfigError(name, raw, f"{where} to be an object")
         unknown = sorted(set(spec) - set(c.ROUTE_KEYS))
         if unknown:
+            renamed = "".join(
+                f"; {old} is now {c.RENAMED_ROUTE_KEYS[old]}"
+                for old in unknown
+                if old in c.RENAMED_ROUTE_KEYS
+            )
             raise ConfigError(
-                name, raw, f"{where} keys among {', '.join(c.ROUTE_KEYS)}; got {unknown}"
+                name, raw, f"{where} keys among {', '.join(c.ROUTE_KEYS)}; got {unknown}{renamed}"
             )
         template_uri = spec.get(c.ROUTE_TEMPLATE_URI)
         if not isinstance(template_uri, str) or not _AR_TEMPLATE_RE.match(template_uri):
@@ -222,16 +242,49 @@ def _parse_routes(raw: str | None) -> dict[str, Route]:
         parameters = spec.get(c.ROUTE_PARAMETERS, {})
         if not isinstance(parameters, dict):
             raise ConfigError(name, raw, f"{where}.{c.ROUTE_PARAMETERS} to be a JSON object")
-        result_type = spec.get(c.ROUTE_RESULT_EVENT_TYPE, c.DEFAULT_RESULT_EVENT_TYPE)
-        if not is_event_type(result_type):
-            raise ConfigError(
-                name,
-                raw,
-                f"{where}.{c.ROUTE_RESULT_EVENT_TYPE} to be an event type "
-                f"({EVENT_TYPE_PATTERN}); got {result_type!r}",
+        published: dict[str, Any] = {
+            key: spec.get(key, default)
+            for key, default in (
+                (c.ROUTE_ON_SUCCESS, c.DEFAULT_ON_SUCCESS),
+                (c.ROUTE_ON_FAILURE, c.DEFAULT_ON_FAILURE),
+                (c.ROUTE_ON_START, None),
             )
-        routes[event_type] = Route(event_type, template_uri, parameters, result_type)
+        }
+        for key, value in published.items():
+            if not is_event_type(value) and not (key == c.ROUTE_ON_START and value is None):
+                raise ConfigError(
+                    name,
+                    raw,
+                    f"{where}.{key} to be an event type ({EVENT_TYPE_PATTERN}); got {value!r}",
+                )
+        routes[event_type] = Route(
+            event_type,
+            template_uri,
+            parameters,
+            on_success=published[c.ROUTE_ON_SUCCESS],
+            on_failure=published[c.ROUTE_ON_FAILURE],
+            on_start=published[c.ROUTE_ON_START],
+        )
     return routes
+
+
+def _parse_ignored(raw: str | None, routes: dict[str, Route]) -> frozenset[str]:
+    """IGNORED_EVENT_TYPES: event types that arrive on the trigger topic (another workflow's
+    failure or start events) and are acknowledged without a job. Unset: none."""
+    name = c.ENV_IGNORED_EVENT_TYPES
+    if raw is None or raw.strip() == "":
+        return frozenset()
+    allowed = 'a JSON array of event types without a route, such as ["workflow.failed"]'
+    try:
+        obj = loads_strict(raw)
+    except ValueError:
+        raise ConfigError(name, raw, allowed) from None
+    if not isinstance(obj, list) or not all(is_event_type(t) for t in obj):
+        raise ConfigError(name, raw, allowed)
+    routed = sorted(set(obj) & set(routes))
+    if routed:
+        raise ConfigError(name, raw, f"{allowed}; {', '.join(routed)} has a route")
+    return frozenset(obj)
 
 
 def _short(value: str, limit: int = 300) -> str:

@@ -27,6 +27,8 @@ from local_standins import StandIn, free_port  # noqa: E402
 __all__ = [
     "DEAD_LETTER_TOPIC",
     "FUNCTION_SOURCE",
+    "IGNORED_EVENT_TYPES",
+    "PIPELINE_EVENTS_SUBSCRIPTION",
     "REPO",
     "RESULTS_TOPIC",
     "ROUTES",
@@ -132,6 +134,7 @@ def handler_env(pubsub: StandIn | None, vertex: StandIn | None, **overrides: str
         PIPELINE_ROOT="gs://test-bucket/train-model",
         PIPELINE_SERVICE_ACCOUNT="pipeline@test-project.iam.gserviceaccount.com",
         ROUTES=json.dumps(ROUTES),
+        IGNORED_EVENT_TYPES=json.dumps(IGNORED_EVENT_TYPES),
         MAX_EVENT_AGE_SECONDS="3600",
         OUTBOUND_TIMEOUT_SECONDS="1",
         PYTHONUNBUFFERED="1",
@@ -147,19 +150,29 @@ def handler_env(pubsub: StandIn | None, vertex: StandIn | None, **overrides: str
 RESULTS_TOPIC = "projects/test-project/topics/train-model-results"
 DEAD_LETTER_TOPIC = "projects/test-project/topics/train-model-dead-letter"
 SUBSCRIPTION = "projects/test-project/subscriptions/train-model-push"
+PIPELINE_EVENTS_SUBSCRIPTION = (
+    "projects/test-project/subscriptions/train-model-pipeline-events-push"
+)
 TRAIN_TEMPLATE = "https://europe-west4-kfp.pkg.dev/test-project/pipelines/train/v1"
+# model.train chains onto predict.batch within this one handler, so that the tests can feed a
+# completion event back in as the next stage's trigger.
 ROUTES: dict[str, Any] = {
     "model.train": {
         "template_uri": TRAIN_TEMPLATE,
         "parameters": {"epochs": 3, "learning_rate": 0.1},
+        "on_success": "predict.batch",
+        "on_start": "model.training_started",
     },
     "model.retrain": {
         "template_uri": "https://europe-west4-kfp.pkg.dev/test-project/pipelines/retrain/sha256:abc123",
         "parameters": {"epochs": 1},
-        "result_event_type": "model.retrain_started",
+        "on_success": "model.retrained",
+        "on_failure": "model.retrain_failed",
+        "on_start": "model.retrain_started",
     },
     "predict.batch": {
         "template_uri": "https://europe-west4-kfp.pkg.dev/test-project/pipelines/predict/latest",
-        "result_event_type": "predict.batch_started",
+        "on_success": "predict.batch_done",
     },
 }
+IGNORED_EVENT_TYPES = ["upstream.failed", "upstream.started"]

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from event_schema import assert_follow_up
 from handler_envelopes import make_envelope, rfc3339
-from handler_fixtures import handler_env
+from handler_fixtures import PIPELINE_EVENTS_SUBSCRIPTION, SUBSCRIPTION, handler_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from local_standins import job_problem, publish_problem
@@ -53,18 +54,61 @@ def events_json(draw: st.DrawFn) -> Any:
         obj["payload"] = draw(json_values)
     if draw(st.booleans()):
         obj["correlation_id"] = draw(texts | json_values)
+    if draw(st.integers(0, 3)) == 0:
+        obj["idempotency_key"] = draw(texts | json_values)
     if draw(st.integers(0, 9)) == 0:
         obj[draw(st.text(max_size=5))] = draw(json_values)
     return obj if draw(st.integers(0, 9)) else draw(json_values)
 
 
+JOB_IDS = ["train-model-1", "train-model-h" + "a" * 40, "train-model-k" + "0" * 40]
+STATES = [
+    "PIPELINE_STATE_SUCCEEDED",
+    "PIPELINE_STATE_FAILED",
+    "PIPELINE_STATE_CANCELLED",
+    "PIPELINE_STATE_RUNNING",
+]
+
+
+@st.composite
+def log_entries_json(draw: st.DrawFn) -> Any:
+    """Mostly pipeline job events (LogEntries), with every field sometimes wrong or missing."""
+    labels: dict[str, Any] = {
+        "pipeline_job_id": draw(st.sampled_from([*JOB_IDS, "other-1", "Bad_Id"]) | json_values),
+        "location": draw(st.sampled_from(["europe-west4", "us-east1"])),
+        "resource_container": draw(st.sampled_from(["test-project", "other-project"])),
+    }
+    entry: dict[str, Any] = {
+        "logName": draw(
+            st.sampled_from(
+                [
+                    "projects/test-project/logs/aiplatform.googleapis.com%2Fpipeline_job_events",
+                    "projects/test-project/logs/other",
+                ]
+            )
+            | json_values
+        ),
+        "resource": {"type": "aiplatform.googleapis.com/PipelineJob", "labels": labels},
+        "jsonPayload": {"state": draw(st.sampled_from(STATES) | json_values)},
+    }
+    for key in ("logName", "resource", "jsonPayload"):
+        if draw(st.integers(0, 6)) == 0:
+            entry.pop(key)
+    for key in ("pipeline_job_id", "location", "resource_container"):
+        if draw(st.integers(0, 6)) == 0:
+            labels.pop(key)
+    return entry if draw(st.integers(0, 9)) else draw(json_values)
+
+
 @st.composite
 def message_data(draw: st.DrawFn) -> str:
-    choice = draw(st.integers(0, 5))
+    choice = draw(st.integers(0, 7))
     if choice == 0:
         return draw(st.text(max_size=30))  # probably not base64
     if choice == 1:
         return base64.b64encode(draw(st.binary(max_size=60))).decode()
+    if choice in (2, 3):
+        return base64.b64encode(json.dumps(draw(log_entries_json())).encode()).decode()
     return base64.b64encode(json.dumps(draw(events_json())).encode()).decode()
 
 
@@ -77,6 +121,7 @@ def envelopes(draw: st.DrawFn) -> bytes:
         attributes=draw(st.dictionaries(texts, texts, max_size=3)),
         publish_time=rfc3339(NOW - draw(st.integers(-100, 100_000))),
         delivery_attempt=draw(st.none() | st.integers(-1, 200)),
+        subscription=draw(st.sampled_from([SUBSCRIPTION, PIPELINE_EVENTS_SUBSCRIPTION])),
     )
     message = envelope["message"]
     message["data"] = draw(message_data())
@@ -101,11 +146,14 @@ def envelopes(draw: st.DrawFn) -> bytes:
 
 @dataclass
 class FakeApis:
-    """Records calls; answers from a script (default: everything succeeds)."""
+    """Records calls; answers from a script (default: everything succeeds; a job read is a
+    job of route `job_route` in `job_state`)."""
 
     create_status: int = 200
     get_status: int = 200
     publish_status: int = 200
+    job_state: str = "PIPELINE_STATE_SUCCEEDED"
+    job_route: str = "model.train"
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> ApiResponse:
@@ -113,18 +161,31 @@ class FakeApis:
         self.calls.append(("publish", (topic, data, dict(attributes))))
         problem = publish_problem(json.loads(json.dumps(body)))
         assert problem is None, problem  # the handler never sends what Pub/Sub would reject
+        if topic == SETTINGS.results_topic:
+            assert_follow_up(json.loads(data))  # ...and publishes only the documented events
         return ApiResponse(self.publish_status, {"messageIds": ["9"]}, "publish")
+
+    def _job(self, job_id: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+        own = {"workflow": "train-model", "correlation_id": "c"}
+        own.update(events.event_type_labels(self.job_route))
+        return {
+            "name": f"projects/1/locations/europe-west4/pipelineJobs/{job_id}",
+            "state": self.job_state,
+            "labels": dict(labels or own),
+            "runtimeConfig": {"gcsOutputDirectory": "gs://b/train-model", "parameterValues": {}},
+        }
 
     def create_pipeline_job(self, job_id: str, body: Mapping[str, Any]) -> ApiResponse:
         self.calls.append(("create", (job_id, body)))
         assert events.PIPELINE_JOB_ID_RE.match(job_id), job_id
         assert job_problem(json.loads(json.dumps(body))) is None
         error = {"error": {"status": "ALREADY_EXISTS"}} if self.create_status == 409 else {}
-        return ApiResponse(self.create_status, error or {"name": f"jobs/{job_id}"}, "create")
+        job = {**self._job(job_id, body["labels"]), "state": "PIPELINE_STATE_PENDING"}
+        return ApiResponse(self.create_status, error or job, "create")
 
     def get_pipeline_job(self, job_id: str) -> ApiResponse:
         self.calls.append(("get", job_id))
-        return ApiResponse(self.get_status, {"name": f"jobs/{job_id}"}, "get")
+        return ApiResponse(self.get_status, self._job(job_id), "get")
 
 
 LogLines = list[tuple[str, str, dict[str, Any]]]
@@ -183,13 +244,21 @@ def test_handler_never_crashes_and_answers_as_documented(body: bytes) -> None:
     outcome = reply.body["outcome"]
     kinds = [kind for kind, _ in apis.calls]
     if outcome == "started":
-        assert kinds == ["create", "publish"]
+        _, body = apis.calls[0][1]
+        route = SETTINGS.routes[events.label_event_type(body["labels"]) or ""]
+        assert kinds == (["create", "publish"] if route.on_start else ["create"])
+        assert all(call[1][0] == SETTINGS.results_topic for call in apis.calls[1:])
+    elif outcome == "published":  # a pipeline job event: read the job, publish its outcome
+        assert kinds == ["get", "publish"]
         assert apis.calls[1][1][0] == SETTINGS.results_topic
+        assert json.loads(apis.calls[1][1][1])["type"] == "predict.batch"  # on_success
     elif outcome == "dead_lettered":
-        assert kinds in (["publish"], ["create", "publish"])
+        assert kinds in (["publish"], ["create", "publish"], ["get", "publish"])
         topic, _, attributes = apis.calls[-1][1]
         assert topic == SETTINGS.dead_letter_topic
         assert attributes["error"] == reply.body["error"] in events.ERROR_CODES
+    elif outcome == "ignored":
+        assert kinds == []
     else:
         assert outcome == "dropped_stale" and kinds == []
 
@@ -200,11 +269,13 @@ def test_handler_never_crashes_and_answers_as_documented(body: bytes) -> None:
     st.sampled_from([200, 400, 401, 403, 404, 409, 429, 500, 503, 0]),
     st.sampled_from([200, 404, 503, 0]),
     st.sampled_from([200, 400, 403, 500, 503, 0]),
+    st.sampled_from([*STATES, "PIPELINE_STATE_PENDING"]),
+    st.sampled_from(["model.train", "model.retrain", "predict.batch", "model.eval"]),
 )
 def test_handler_with_failing_apis_acks_or_asks_for_a_retry(
-    body: bytes, create: int, get: int, publish: int
+    body: bytes, create: int, get: int, publish: int, state: str, route: str
 ) -> None:
-    apis, lines = FakeApis(create, get, publish), new_lines()
+    apis, lines = FakeApis(create, get, publish, state, route), new_lines()
     reply = new_handler(apis, lines).handle("POST", body)
     assert reply.status in ({400} if body == b"" else {200, 503}), (reply, lines)
     assert len(lines) == 1 and "stack_trace" not in lines[0][2]
@@ -234,3 +305,63 @@ def test_distinct_message_ids_get_distinct_job_ids(first: str, second: str) -> N
 def test_label_values_are_always_valid(value: str) -> None:
     label = events.label_value(value)
     assert len(label) <= 63 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789_-" for c in label)
+
+
+@st.composite
+def pipeline_job_event_bodies(draw: st.DrawFn) -> bytes:
+    """Well-formed pushes of this workflow's pipeline job events, any state claimed."""
+    entry = {
+        "logName": "projects/test-project/logs/aiplatform.googleapis.com%2Fpipeline_job_events",
+        "resource": {
+            "type": "aiplatform.googleapis.com/PipelineJob",
+            "labels": {
+                "pipeline_job_id": draw(st.sampled_from(JOB_IDS)),
+                "location": "europe-west4",
+                "resource_container": "test-project",
+            },
+        },
+        "jsonPayload": {"state": draw(st.sampled_from([*STATES, "PIPELINE_STATE_PENDING"]))},
+    }
+    envelope = make_envelope(
+        data=json.dumps(entry).encode(),
+        publish_time=rfc3339(NOW - draw(st.integers(0, 10 * 86_400))),
+        subscription=draw(st.sampled_from([SUBSCRIPTION, PIPELINE_EVENTS_SUBSCRIPTION])),
+    )
+    return json.dumps(envelope).encode()
+
+
+@FUZZ
+@given(
+    pipeline_job_event_bodies(),
+    st.sampled_from([200, 403, 404, 500, 503, 0]),
+    st.sampled_from([200, 400, 503, 0]),
+    st.sampled_from([*STATES, "PIPELINE_STATE_PENDING"]),
+    st.sampled_from(["model.train", "model.retrain", "predict.batch", "model.eval"]),
+)
+def test_a_pipeline_job_event_publishes_at_most_one_outcome_and_only_a_terminal_one(
+    body: bytes, get: int, publish: int, state: str, route: str
+) -> None:
+    apis = FakeApis(get_status=get, publish_status=publish, job_state=state, job_route=route)
+    lines = new_lines()
+    reply = new_handler(apis, lines).handle("POST", body)
+    assert len(lines) == 1 and "stack_trace" not in lines[0][2]
+    results = [c for kind, c in apis.calls if kind == "publish" and c[0] == SETTINGS.results_topic]
+    assert len(results) <= 1 and "create" not in [kind for kind, _ in apis.calls]
+    outcome = reply.body["outcome"]
+    if outcome == "published":
+        assert reply.status == 200 and state in events.OUTCOMES and route in SETTINGS.routes
+        (event,) = [json.loads(data) for _, data, _ in results]
+        expected = SETTINGS.routes[route]
+        wanted = expected.on_success if state == "PIPELINE_STATE_SUCCEEDED" else expected.on_failure
+        assert event["type"] == wanted
+        assert event["payload"]["outcome"] == events.OUTCOMES[state]
+    elif outcome == "not_finished":
+        assert reply.status == 200 and state not in events.OUTCOMES and results == []
+    elif outcome == "retry":
+        assert reply.status == 503
+    else:
+        assert outcome == "dead_lettered" and reply.status == 200
+        assert reply.body["error"] in {"unknown_pipeline_job", "unknown_route", "vertex_rejected",
+                                       "results_publish_rejected"}  # fmt: skip
+    if get == 200 and publish == 200 and state in events.OUTCOMES and route in SETTINGS.routes:
+        assert outcome == "published"  # healthy APIs, a finished job: always published

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import Live
+from event_schema import assert_follow_up
 from handler_envelopes import b64, event_data, make_envelope, next_message_id, rfc3339
 from handler_fixtures import (
     DEAD_LETTER_TOPIC,
@@ -22,6 +23,8 @@ from handler_fixtures import (
     handler_env,
 )
 from local_standins import PROJECT_NUMBER, StandIns
+
+from workflow_handler import events
 
 ACKED = {102, 200, 201, 202, 204}  # what Pub/Sub treats as an acknowledgement
 JOB_PREFIX = f"projects/{PROJECT_NUMBER}/locations/europe-west4/pipelineJobs/"
@@ -41,50 +44,58 @@ def outcome_line(live: Live) -> dict[str, Any]:
 # --- happy path ---------------------------------------------------------------------------------
 
 
-def test_routed_event_starts_one_job_and_publishes_follow_up(live: Live) -> None:
+def test_routed_event_starts_one_job_and_publishes_its_start_event(live: Live) -> None:
     message_id = next_message_id()
     event = event_data("model.train", {"epochs": 5, "dataset": "gs://d/x"}, "Order-42/A")
     response = live.deliver(event, message_id=message_id, delivery_attempt=2)
 
     assert response.status_code == 200
-    assert response.json() == {
-        "outcome": "started",
-        "pipeline_job": f"{JOB_PREFIX}train-model-{message_id}",
-    }
+    job_name = f"{JOB_PREFIX}train-model-{message_id}"
+    assert response.json() == {"outcome": "started", "pipeline_job": job_name}
     create = only(live.vertex.creates())
     assert create.path == "/v1/projects/test-project/locations/europe-west4/pipelineJobs"
     assert create.query == {"pipelineJobId": [f"train-model-{message_id}"]}
     assert "authorization" not in create.headers  # http:// endpoint -> anonymous
+    parameters = {"epochs": 5, "learning_rate": 0.1, "dataset": "gs://d/x"}
     assert create.json == {
         "displayName": f"train-model model.train {message_id}",
         "templateUri": TRAIN_TEMPLATE,
         "runtimeConfig": {
             "gcsOutputDirectory": "gs://test-bucket/train-model",
             # route parameters overlaid with the payload
-            "parameterValues": {"epochs": 5, "learning_rate": 0.1, "dataset": "gs://d/x"},
+            "parameterValues": parameters,
         },
         "serviceAccount": "pipeline@test-project.iam.gserviceaccount.com",
         "labels": {
             "workflow": "train-model",
             "event_type": "model-train",
+            # not a valid label value as it is: readable for people, exact in base32
             "correlation_id": "order-42-a",
+            "correlation_id_x0": "j5zgizlsfu2del2b",
         },
     }
     assert len(live.vertex.jobs) == 1
 
-    follow_up = only(live.results())
-    assert follow_up.json == {
-        "type": "workflow.started",
+    # The route sets on_start, so the start event is published now (the outcome comes later).
+    started = only(live.results())
+    assert started.json == {
+        "type": "model.training_started",
         "payload": {
-            "pipeline_job": f"{JOB_PREFIX}train-model-{message_id}",
-            "source_event_type": "model.train",
-            "source_message_id": message_id,
+            "workflow": "train-model",
+            "pipeline_job": job_name,
+            "outcome": "started",
+            "state": "PIPELINE_STATE_PENDING",
+            "output_directory": "gs://test-bucket/train-model",
+            "source_event": {"type": "model.train", "parameters": parameters},
         },
         "correlation_id": "Order-42/A",
+        "idempotency_key": events.outcome_key(job_name, "started"),
     }
-    assert follow_up.attributes == {
-        "event_type": "workflow.started",
+    assert_follow_up(started.json)
+    assert started.attributes == {
+        "event_type": "model.training_started",
         "correlation_id": "Order-42/A",
+        "idempotency_key": events.outcome_key(job_name, "started"),
         "workflow": "train-model",
     }
     assert live.dead_letters() == []
@@ -104,12 +115,12 @@ def test_without_correlation_id_the_message_id_is_used(live: Live) -> None:
     response = live.deliver(event_data("model.train", {}), message_id=message_id)
     assert response.status_code == 200
     assert only(live.vertex.creates()).json["labels"]["correlation_id"] == message_id
-    follow_up = only(live.results())
-    assert follow_up.json["correlation_id"] == message_id
-    assert follow_up.attributes["correlation_id"] == message_id
+    started = only(live.results())
+    assert started.json["correlation_id"] == message_id
+    assert started.attributes["correlation_id"] == message_id
 
 
-def test_route_result_event_type_and_template_digest(live: Live) -> None:
+def test_route_on_start_and_template_digest(live: Live) -> None:
     response = live.deliver(event_data("model.retrain", {"epochs": 2}, "c-1"))
     assert response.status_code == 200
     body = only(live.vertex.creates()).json
@@ -118,17 +129,17 @@ def test_route_result_event_type_and_template_digest(live: Live) -> None:
         == "https://europe-west4-kfp.pkg.dev/test-project/pipelines/retrain/sha256:abc123"
     )
     assert body["runtimeConfig"]["parameterValues"] == {"epochs": 2}
-    follow_up = only(live.results())
-    assert follow_up.json["type"] == "model.retrain_started"
-    assert follow_up.attributes["event_type"] == "model.retrain_started"
+    started = only(live.results())
+    assert started.json["type"] == "model.retrain_started"
+    assert started.attributes["event_type"] == "model.retrain_started"
 
 
-def test_route_without_parameters_passes_the_payload(live: Live) -> None:
+def test_route_without_on_start_publishes_nothing_when_the_job_starts(live: Live) -> None:
     response = live.deliver(event_data("predict.batch", {"input": [1, 2], "flag": None}))
-    assert response.status_code == 200
+    assert response.status_code == 200 and response.json()["outcome"] == "started"
     params = only(live.vertex.creates()).json["runtimeConfig"]["parameterValues"]
     assert params == {"input": [1, 2], "flag": None}
-    assert only(live.results()).json["type"] == "predict.batch_started"
+    assert live.results() == [] and live.dead_letters() == []
 
 
 def test_non_numeric_message_id_gives_a_valid_hashed_job_id(live: Live) -> None:
@@ -136,7 +147,7 @@ def test_non_numeric_message_id_gives_a_valid_hashed_job_id(live: Live) -> None:
     assert response.status_code == 200
     job_id = only(live.vertex.creates()).query["pipelineJobId"][0]
     assert job_id.startswith("train-model-h") and len(job_id) <= 128
-    assert only(live.results()).json["payload"]["source_message_id"] == "Local/Message_ID:7"
+    assert job_id == events.pipeline_job_id("train-model", "Local/Message_ID:7")
 
 
 def test_trace_header_is_linked_in_the_log_line(live: Live) -> None:
@@ -162,9 +173,11 @@ def test_duplicate_delivery_creates_exactly_one_job(live: Live) -> None:
     assert first.json()["pipeline_job"] == second.json()["pipeline_job"]
     assert len(live.vertex.jobs) == 1
     assert len(live.vertex.creates()) == 2  # the second one was answered 409 ALREADY_EXISTS
-    # Both deliveries publish the follow-up (the first might have failed to); same content.
+    # Both deliveries publish the start event (the first might have failed to): same content,
+    # same idempotency key.
     first_result, second_result = live.results()
     assert first_result.data == second_result.data
+    assert first_result.attributes == second_result.attributes
     assert live.dead_letters() == []
 
 
@@ -190,7 +203,7 @@ def test_job_created_but_response_lost_then_redelivered_gives_one_job(live: Live
     assert len(live.results()) == 1
 
 
-def test_follow_up_publish_fails_then_redelivery_publishes_it_once(live: Live) -> None:
+def test_start_event_publish_fails_then_redelivery_publishes_it_once(live: Live) -> None:
     live.pubsub.fail(f"publish:{RESULTS_TOPIC}", 503)
     envelope = make_envelope(event_data())
     assert live.post(envelope).status_code == 503
@@ -323,7 +336,7 @@ def test_vertex_rejection_is_dead_lettered(live: Live, status: int, grpc: str | 
     assert live.vertex.jobs == {} and live.results() == []
 
 
-def test_follow_up_rejected_permanently_is_dead_lettered_with_the_job(live: Live) -> None:
+def test_start_event_rejected_permanently_is_dead_lettered_with_the_job(live: Live) -> None:
     live.pubsub.fail(f"publish:{RESULTS_TOPIC}", 400)
     response = live.deliver(event_data())
     assert response.status_code == 200
@@ -377,7 +390,7 @@ def test_transient_vertex_error_is_retried(live: Live, case: str) -> None:
 
 
 @pytest.mark.parametrize("fault", [{"status": 503}, {"status": 429}, {"delay": 1.6}])
-def test_transient_follow_up_publish_error_is_retried(live: Live, fault: dict[str, Any]) -> None:
+def test_transient_start_event_publish_error_is_retried(live: Live, fault: dict[str, Any]) -> None:
     live.pubsub.fail(f"publish:{RESULTS_TOPIC}", **fault)
     response = live.deliver(event_data())
     assert response.status_code == 503

@@ -4,6 +4,7 @@ identifiers and labels it derives, the configuration loader and the error classi
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
@@ -289,8 +290,36 @@ def test_load_settings_defaults() -> None:
     assert settings.pubsub_endpoint == "https://pubsub.googleapis.com"
     assert not settings.pubsub_anonymous
     assert set(settings.routes) == set(ROUTES)
-    assert settings.routes["model.train"].result_event_type == "workflow.started"
+    train, batch = settings.routes["model.train"], settings.routes["predict.batch"]
+    assert (train.on_success, train.on_failure, train.on_start) == (
+        "predict.batch",
+        "workflow.failed",
+        "model.training_started",
+    )
+    assert (batch.on_success, batch.on_failure, batch.on_start) == (
+        "predict.batch_done",
+        "workflow.failed",
+        None,
+    )
     assert settings.routes["predict.batch"].parameters == {}
+    assert settings.ignored_event_types == {"upstream.failed", "upstream.started"}
+    assert settings.pipeline_events_subscription == (
+        "projects/test-project/subscriptions/train-model-pipeline-events-push"
+    )
+
+
+def test_ignored_event_types_default_to_none() -> None:
+    env = good_env()
+    del env["IGNORED_EVENT_TYPES"]
+    assert load_settings(env).ignored_event_types == frozenset()
+    assert load_settings(good_env(IGNORED_EVENT_TYPES="")).ignored_event_types == frozenset()
+
+
+def test_the_renamed_route_key_is_named_in_the_error() -> None:
+    routes = json.dumps({"model.train": {"template_uri": TEMPLATE, "result_event_type": "a.b"}})
+    with pytest.raises(ConfigError) as info:
+        load_settings(good_env(ROUTES=routes))
+    assert "result_event_type is now on_success" in info.value.allowed
 
 
 def test_load_settings_local_endpoints() -> None:
@@ -342,8 +371,15 @@ BAD_CONFIG = [
     ),
     (
         "ROUTES",
-        json.dumps({"model.train": {"template_uri": TEMPLATE, "result_event_type": "X"}}),
+        json.dumps({"model.train": {"template_uri": TEMPLATE, "result_event_type": "a.b"}}),
     ),
+    ("ROUTES", json.dumps({"model.train": {"template_uri": TEMPLATE, "on_success": "X"}})),
+    ("ROUTES", json.dumps({"model.train": {"template_uri": TEMPLATE, "on_failure": None}})),
+    ("ROUTES", json.dumps({"model.train": {"template_uri": TEMPLATE, "on_start": "a"}})),
+    ("IGNORED_EVENT_TYPES", "workflow.failed"),
+    ("IGNORED_EVENT_TYPES", '["Workflow.Failed"]'),
+    ("IGNORED_EVENT_TYPES", '{"workflow.failed": 1}'),
+    ("IGNORED_EVENT_TYPES", '["model.train"]'),
     ("MAX_EVENT_AGE_SECONDS", "0"),
     ("MAX_EVENT_AGE_SECONDS", "1h"),
     ("MAX_EVENT_AGE_SECONDS", "-5"),
@@ -404,3 +440,178 @@ def test_bad_configuration_fails_at_import_with_one_log_line() -> None:
     assert entry["value"] == '{"model.train": {"template_uri": "ftp://x"}}'
     assert "kfp.pkg.dev" in entry["allowed"]
     assert "ROUTES" in entry["message"]
+
+
+# --- idempotency keys, labels that carry text exactly, pipeline job events -----------------------
+
+
+def test_idempotency_key_is_part_of_the_event_contract() -> None:
+    data = b'{"type": "a.b", "payload": {}, "idempotency_key": "K-1"}'
+    event = events.decode_event(data)
+    assert event.idempotency_key == "K-1"
+    assert events.decode_event(events.encode_event(event)) == event
+    assert events.event_attributes(event)["idempotency_key"] == "K-1"
+    for bad in ('""', '"' + "k" * 129 + '"', "7", '"a\\nb"'):
+        data = b'{"type": "a.b", "payload": {}, "idempotency_key": %s}' % bad.encode()
+        with pytest.raises(PermanentError) as info:
+            events.decode_event(data)
+        assert info.value.code == "schema_violation"
+    with pytest.raises(PermanentError):
+        events.check_attributes_agree(event, {"idempotency_key": "K-2"})
+
+
+def test_a_keyed_job_id_depends_on_the_key_and_type_only() -> None:
+    event = Event("a.b", {}, None, "key-1")
+    first = events.job_id_for("wf", "111", event)
+    assert first == events.job_id_for("wf", "222", event)  # a re-published copy: same job
+    assert first.startswith("wf-k") and events.PIPELINE_JOB_ID_RE.match(first)
+    assert first != events.job_id_for("wf", "111", Event("a.b", {}, None, "key-2"))
+    assert first != events.job_id_for("wf", "111", Event("a.c", {}, None, "key-1"))
+    assert first != events.job_id_for("other", "111", event)
+    assert events.job_id_for("wf", "111", Event("a.b", {})) == "wf-111"
+
+
+@pytest.mark.parametrize("message_id", ["1", "12345678901234567", "1" * 41, "abc", "ü/x"])
+def test_every_job_id_form_matches_its_workflows_pattern_only(message_id: str) -> None:
+    from workflow_handler import contract
+
+    for job_id in (
+        events.pipeline_job_id("train", message_id),
+        events.keyed_pipeline_job_id("train", "a.b", message_id),
+    ):
+        assert events.is_own_pipeline_job("train", job_id)
+        assert re.fullmatch(contract.pipeline_job_id_pattern("train"), job_id)
+        assert not events.is_own_pipeline_job("train-eu", job_id)
+        assert not events.is_own_pipeline_job("trai", job_id)
+    assert not events.is_own_pipeline_job("train", events.pipeline_job_id("train-eu", "1"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["order-42", "Order-42/A", "x" * 128, "ünï €", "a_b-c", "9" * 63, "9" * 64, "\ud800x"],
+)
+def test_text_labels_carry_any_text_exactly_within_the_label_rules(text: str) -> None:
+    labels = events.text_labels("correlation_id", text)
+    assert events.label_text("correlation_id", labels) == text
+    assert len(labels) <= 1 + 14
+    for key, value in labels.items():
+        assert re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key)
+        assert re.fullmatch(r"[a-z0-9_-]{0,63}", value)
+
+
+def test_text_labels_keep_label_safe_text_readable() -> None:
+    assert events.text_labels("correlation_id", "order-42") == {"correlation_id": "order-42"}
+    assert events.event_type_labels("model.train") == {"event_type": "model-train"}
+    assert events.label_event_type({"event_type": "model-train"}) == "model.train"
+    long_type = "a." + "b" * 126
+    assert events.label_event_type(events.event_type_labels(long_type)) == long_type
+    assert events.label_text("x", {}) is None
+    assert events.label_text("x", {"x": "Not Safe"}) is None
+    assert events.label_text("x", {"x_x0": "!!"}) is None
+
+
+EXAMPLE_ENTRY = json.loads(
+    (FUNCTION_SOURCE.parents[1] / "docs" / "examples" / "pipeline-job-event.json").read_text()
+)
+
+
+def test_the_documented_log_entry_is_a_pipeline_job_event() -> None:
+    assert events.is_log_entry(EXAMPLE_ENTRY)
+    signal = events.parse_pipeline_job_event(EXAMPLE_ENTRY)
+    assert signal == events.PipelineJobSignal(
+        job_id="ingest-4182739012345678",
+        location="europe-west4",
+        project="acme-ai-dev",
+        claimed_state="PIPELINE_STATE_SUCCEEDED",
+    )
+    assert events.is_own_pipeline_job("ingest", signal.job_id)
+
+
+def _entry(**changes: Any) -> dict[str, Any]:
+    entry = json.loads(json.dumps(EXAMPLE_ENTRY))
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node = entry
+        for parent in parents:
+            node = node[parent]
+        if value is None:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return entry
+
+
+def test_the_entry_is_only_a_signal_missing_hints_are_fine() -> None:
+    entry = _entry(jsonPayload=None, logName=None, resource__type=None, labels=None)
+    signal = events.parse_pipeline_job_event(entry)
+    assert signal.job_id == "ingest-4182739012345678" and signal.claimed_state is None
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        [1],
+        _entry(resource=None),
+        _entry(resource__labels=None),
+        _entry(resource__labels__pipeline_job_id=None),
+        _entry(resource__labels__pipeline_job_id="Not_An_Id"),
+        _entry(resource__type="cloud_run_revision"),
+        _entry(
+            logName="projects/acme-ai-dev/logs/aiplatform.googleapis.com%2Fpipeline_job_task_events"
+        ),
+    ],
+)
+def test_bad_pipeline_job_events_are_permanent(entry: Any) -> None:
+    with pytest.raises(PermanentError) as info:
+        events.parse_pipeline_job_event(entry)
+    assert info.value.code == "bad_pipeline_event"
+
+
+def test_the_outcome_key_names_the_job_and_the_outcome() -> None:
+    key = events.outcome_key("projects/1/locations/l/pipelineJobs/j", "succeeded")
+    assert key == events.outcome_key("projects/1/locations/l/pipelineJobs/j", "succeeded")
+    assert re.fullmatch(r"[0-9a-f]{32}", key)
+    assert key != events.outcome_key("projects/1/locations/l/pipelineJobs/j", "failed")
+    assert key != events.outcome_key("projects/1/locations/l/pipelineJobs/k", "succeeded")
+
+
+def _job(**extra: Any) -> dict[str, Any]:
+    return {
+        "name": "projects/1/locations/l/pipelineJobs/w-1",
+        "state": "PIPELINE_STATE_SUCCEEDED",
+        "labels": {"workflow": "w", "event_type": "a-b", "correlation_id": "c"},
+        "runtimeConfig": {"gcsOutputDirectory": "gs://b/w", "parameterValues": {"n": 1}},
+        **extra,
+    }
+
+
+def test_outputs_come_from_the_root_task_when_the_job_exposes_them() -> None:
+    detail = {
+        "taskDetails": [
+            {"taskId": "2", "parentTaskId": "1", "outputs": {"x": {"artifacts": [{"uri": "u"}]}}},
+            {
+                "taskId": "1",
+                "outputs": {"model": {"artifacts": [{"uri": "gs://b/w/model"}, {"no": "uri"}]}},
+                "execution": {"metadata": {"output:accuracy": 0.93, "input:n": 1}},
+            },
+        ]
+    }
+    view = events.job_view(_job(jobDetail=detail))
+    assert view is not None
+    assert view.outputs == {
+        "artifacts": {"model": ["gs://b/w/model"]},
+        "parameters": {"accuracy": 0.93},
+    }
+    assert events.job_view(_job()).outputs == {}  # type: ignore[union-attr]
+    assert events.job_view({"state": "x"}) is None
+
+
+def test_outputs_too_large_for_an_event_are_left_out_and_said_so() -> None:
+    big = {"taskDetails": [{"execution": {"metadata": {"output:blob": "x" * 300_000}}}]}
+    view = events.job_view(_job(jobDetail=big))
+    assert view is not None
+    event = events.outcome_event(
+        "a.done", "w", view, "succeeded", source_event_type="a.b", correlation_id="c",
+        source_idempotency_key=None,
+    )  # fmt: skip
+    assert "outputs" not in event.payload and event.payload["outputs_omitted"] is True
