@@ -6,8 +6,17 @@ test), and can be told to fail: a status with a Google error body, a delay (to p
 timeout), a dropped connection, or a non-JSON 200. A fault can apply before the request takes
 effect (nothing happens server side) or after it (the effect happens, the response is lost).
 
-Used by tools/run_function.py (`make run-function`) for a local run with no GCP, and by the
-handler's tests (tests/handler/). A module of the project's tools: it imports nothing from tests/.
+The Vertex AI stand-in can also run its jobs (`JobRunner`, off unless given): each job goes
+RUNNING at once and, after a delay, to an outcome (SUCCEEDED by default; FAILED or CANCELLED per
+template or per job label), and every state change is handed to an `emit` callback as the
+`aiplatform.googleapis.com/pipeline_job_events` log entry Vertex AI Pipelines writes
+(docs/examples/pipeline-job-event.json). The twin (tools/twin, `make up`) routes those entries
+through the stack's log sinks to the emulator. `/_twin/...` is a small control API for a stand-in
+that runs in another process (the twin's): see `VertexStandIn.control`.
+
+Used by tools/run_function.py (`make run-function`) for a local run with no GCP, by the twin, and
+by the handler's tests (tests/handler/). A module of the project's tools: it imports nothing from
+tests/.
 """
 
 from __future__ import annotations
@@ -15,18 +24,24 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import copy
+import datetime
 import json
 import re
+import secrets
 import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 PROJECT_NUMBER = "123456789012"
+FOREVER = -1
+"""`Fault.times` for a fault that never runs out (e.g. Vertex AI answering 503 every time)."""
 
 _GRPC_STATUS = {
     400: "INVALID_ARGUMENT",
@@ -70,9 +85,9 @@ class Recorded:
 
 @dataclass
 class Fault:
-    op: str
+    op: str  # an op, `<op>:<detail>`'s prefix, or "*" for every op
     status: int = 503
-    times: int = 1
+    times: int = 1  # FOREVER (-1): never runs out
     delay: float = 0.0
     drop: bool = False
     not_json: bool = False
@@ -158,10 +173,15 @@ class StandIn:
     def _take_fault(self, op: str) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.times > 0 and (fault.op == op or op.startswith(fault.op + ":")):
-                    fault.times -= 1
+                if fault.times != 0 and (fault.op in ("*", op) or op.startswith(fault.op + ":")):
+                    if fault.times > 0:
+                        fault.times -= 1
                     return fault
         return None
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
 
     # --- serving ----------------------------------------------------------------------------
 
@@ -170,6 +190,11 @@ class StandIn:
 
     def apply(self, op: str, request: Recorded) -> Reply:
         raise NotImplementedError
+
+    def control(self, request: Recorded) -> Reply | None:
+        """A request to the stand-in itself (`/_twin/...`), not to the API it stands in for:
+        never recorded, never faulted. None: not a control request."""
+        return None
 
     def _serve(self, http: BaseHTTPRequestHandler, body: bytes) -> None:
         parts = urlsplit(http.path)
@@ -180,6 +205,13 @@ class StandIn:
             headers={k.lower(): v for k, v in http.headers.items()},
             body=body,
         )
+        if request.path.startswith(CONTROL_PREFIX):
+            try:
+                reply = self.control(request)
+            except (ValueError, KeyError, TypeError) as exc:
+                reply = Reply(400, google_error(400, f"bad control request: {exc}"))
+            self._respond(http, reply or Reply(404, google_error(404, "no such control")))
+            return
         with self.lock:
             self.requests.append(request)
         op = self.route(request.method, request.path)
@@ -345,22 +377,213 @@ _JOB_ID_RE = re.compile(r"[a-z][a-z0-9-]{0,127}\Z")
 _LABEL_KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
 _LABEL_VALUE_RE = re.compile(r"[a-z0-9_-]{0,63}\Z")
 
+CONTROL_PREFIX = "/_twin/"
+OUTCOMES = ("SUCCEEDED", "FAILED", "CANCELLED")
+"""What a run job ends in; its `state` is `PIPELINE_STATE_<outcome>`."""
+PIPELINE_JOB_EVENTS_LOG_ID = "aiplatform.googleapis.com%2Fpipeline_job_events"
+PIPELINE_JOB_RESOURCE_TYPE = "aiplatform.googleapis.com/PipelineJob"
+PIPELINE_JOB_LOG_ENTRY_TYPE = (
+    "type.googleapis.com/google.cloud.aiplatform.logging.PipelineJobLogEntry"
+)
+_ERRORS = {
+    "FAILED": {"code": 9, "message": "The pipeline failed (local stand-in outcome)."},
+    "CANCELLED": {"code": 1, "message": "The pipeline was cancelled (local stand-in outcome)."},
+}
+
+
+def rfc3339(when: float | None = None) -> str:
+    """`2026-11-24T10:42:06.904512Z`: a Google API timestamp (UTC, microseconds)."""
+    moment = datetime.datetime.fromtimestamp(time.time() if when is None else when, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def pipeline_name(template_uri: str) -> str:
+    """The template's name in an Artifact Registry KFP URI
+    (`https://<region>-kfp.pkg.dev/<project>/<repo>/<template>/<version>`), else the URI's
+    last path segment."""
+    parts = [p for p in urlsplit(template_uri).path.split("/") if p]
+    return parts[2] if len(parts) >= 4 else (parts[-1] if parts else "pipeline")
+
+
+def pipeline_job_log_entry(
+    job: dict[str, Any], project: str, location: str, when: float | None = None
+) -> dict[str, Any]:
+    """The log entry Vertex AI Pipelines writes for `job`'s current state, in the format of
+    docs/examples/pipeline-job-event.json (a LogEntry as a log sink publishes it)."""
+    timestamp = rfc3339(when)
+    name = pipeline_name(str(job.get("templateUri", "")))
+    return {
+        "insertId": secrets.token_hex(6),
+        "jsonPayload": {
+            "@type": PIPELINE_JOB_LOG_ENTRY_TYPE,
+            "pipelineName": name,
+            "state": job["state"],
+        },
+        "labels": {
+            "pipeline_name": name,
+            "service_account": str(job.get("serviceAccount", "")),
+            "template_uri": str(job.get("templateUri", "")),
+        },
+        "logName": f"projects/{project}/logs/{PIPELINE_JOB_EVENTS_LOG_ID}",
+        "receiveTimestamp": timestamp,
+        "resource": {
+            "labels": {
+                "location": location,
+                "pipeline_job_id": str(job["name"]).rsplit("/", 1)[1],
+                "resource_container": project,
+            },
+            "type": PIPELINE_JOB_RESOURCE_TYPE,
+        },
+        "severity": "INFO",
+        "timestamp": timestamp,
+    }
+
+
+@dataclass
+class OutcomeRule:
+    """Jobs whose templateUri contains `template` and/or that carry the label `label`
+    (`key=value`) end in `outcome`, after `delay` seconds if given."""
+
+    outcome: str
+    template: str | None = None
+    label: str | None = None
+    delay: float | None = None
+
+    def __post_init__(self) -> None:
+        self.outcome = self.outcome.upper()
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome {self.outcome!r}: expected one of {', '.join(OUTCOMES)}")
+        if self.template is None and self.label is None:
+            raise ValueError("an outcome rule needs a template or a label to match")
+        if self.label is not None and "=" not in self.label:
+            raise ValueError(f"label {self.label!r}: expected key=value")
+        if self.delay is not None and not 0 <= float(self.delay) <= 3600:
+            raise ValueError(f"delay {self.delay!r}: expected 0..3600 seconds")
+
+    def applies(self, job: dict[str, Any]) -> bool:
+        if self.template is not None and self.template not in str(job.get("templateUri", "")):
+            return False
+        if self.label is not None:
+            key, _, value = self.label.partition("=")
+            if job.get("labels", {}).get(key) != value:
+                return False
+        return True
+
+    @classmethod
+    def parse(cls, spec: str) -> OutcomeRule:
+        """`template=<part of the URI>:OUTCOME` or `label.<key>=<value>:OUTCOME`."""
+        match, _, outcome = spec.rpartition(":")
+        if match.startswith("template=") and len(match) > len("template="):
+            return cls(outcome=outcome, template=match[len("template=") :])
+        if match.startswith("label.") and "=" in match:
+            return cls(outcome=outcome, label=match[len("label.") :])
+        raise ValueError(
+            f"{spec!r}: expected template=<part of the template URI>:OUTCOME or "
+            f"label.<key>=<value>:OUTCOME (OUTCOME: {', '.join(OUTCOMES)})"
+        )
+
+
+@dataclass
+class JobRunner:
+    """How the stand-in runs its jobs: each goes RUNNING when created and ends `delay`
+    seconds later in the first matching rule's outcome, else in `outcome`."""
+
+    outcome: str = "SUCCEEDED"
+    delay: float = 1.0
+    rules: list[OutcomeRule] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.outcome = self.outcome.upper()
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome {self.outcome!r}: expected one of {', '.join(OUTCOMES)}")
+        if not 0 <= float(self.delay) <= 3600:
+            raise ValueError(f"delay {self.delay!r}: expected 0..3600 seconds")
+
+    def outcome_for(self, job: dict[str, Any]) -> tuple[str, float]:
+        for rule in self.rules:
+            if rule.applies(job):
+                return rule.outcome, self.delay if rule.delay is None else float(rule.delay)
+        return self.outcome, float(self.delay)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "delay": self.delay,
+            "rules": [{k: v for k, v in asdict(r).items() if v is not None} for r in self.rules],
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> JobRunner:
+        unknown = set(body) - {"outcome", "delay", "rules"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        return cls(
+            outcome=str(body.get("outcome", "SUCCEEDED")),
+            delay=float(body.get("delay", 1.0)),
+            rules=[OutcomeRule(**rule) for rule in body.get("rules", [])],
+        )
+
 
 class VertexStandIn(StandIn):
     """POST .../pipelineJobs?pipelineJobId=<id> and GET .../pipelineJobs/<id>.
 
-    Fault ops: `create`, `get`. A second create with the same id answers 409 ALREADY_EXISTS,
-    like the real API.
+    Fault ops: `create`, `get` (`*`: both). A second create with the same id answers 409
+    ALREADY_EXISTS, like the real API.
+
+    With a `runner`, every created job runs: RUNNING at once, then its outcome after the
+    runner's delay (`JobRunner`); `emit` gets each state change's log entry, in order, from
+    one thread (also kept in `log_entries`). Without one, jobs stay PENDING until a test
+    changes them.
+
+    Control API (for a stand-in in another process; never recorded or faulted):
+    `GET /_twin/jobs`, `GET /_twin/log-entries`, `GET /_twin/stats`,
+    `GET|POST /_twin/config` (`{"outcome", "delay", "rules": [{"outcome", "template" |
+    "label", "delay"}]}`, plus `"unavailable": 503` to answer every call with that status,
+    `null` to stop), `POST /_twin/emit` (`{"job_id", "times"}`: the job's last log entry again,
+    as an at-least-once sink does) and `POST /_twin/reset` (jobs, requests, faults, entries).
     """
 
     name = "vertex"
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        runner: JobRunner | None = None,
+        emit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         super().__init__()
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.runner = runner
+        self.emit = emit
+        self.log_entries: list[dict[str, Any]] = []
+        self.unavailable: int | None = None
+        self.last_request_at = 0.0
+        self._where: dict[str, tuple[str, str]] = {}  # job id -> (project id, location)
+        self._timers: dict[str, threading.Timer] = {}
+        self._outbox: list[dict[str, Any]] = []
+        self._outbox_ready = threading.Condition(self.lock)
+        self._emitting = 0
+        self._stopping = False
+        self._emitter = threading.Thread(target=self._emit_loop, daemon=True)
+        self._emitter.start()
+
+    def stop(self) -> None:
+        with self.lock:
+            self._stopping = True
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+            self._outbox_ready.notify_all()
+        super().stop()
 
     def _reset_state(self) -> None:
         self.jobs.clear()
+        self._where.clear()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._outbox.clear()
+        self.log_entries.clear()
+        self.unavailable = None
 
     def route(self, method: str, path: str) -> str | None:
         match = _JOBS_RE.match(path)
@@ -377,14 +600,15 @@ class VertexStandIn(StandIn):
             return [r for r in self.requests if self.route(r.method, r.path) == "create"]
 
     def apply(self, op: str, request: Recorded) -> Reply:
+        self.last_request_at = time.time()
         match = _JOBS_RE.match(request.path)
         assert match is not None
-        location = match.group(2)
+        project, location = match.group(1), match.group(2)
         if op == "get":
             job = self.jobs.get(match.group(3))
             if job is None:
                 return Reply(404, google_error(404, "PipelineJob not found"))
-            return Reply(200, job)
+            return Reply(200, copy.deepcopy(job))
         job_ids = request.query.get("pipelineJobId", [])
         if len(job_ids) != 1 or not _JOB_ID_RE.match(job_ids[0]):
             return Reply(400, google_error(400, f"invalid pipelineJobId {job_ids!r}"))
@@ -400,14 +624,156 @@ class VertexStandIn(StandIn):
             return Reply(
                 409, google_error(409, f"PipelineJob {job_id} already exists", "ALREADY_EXISTS")
             )
+        now = rfc3339()
         job = dict(body)
         job.update(
             name=f"projects/{PROJECT_NUMBER}/locations/{location}/pipelineJobs/{job_id}",
             state="PIPELINE_STATE_PENDING",
-            createTime="2026-01-01T00:00:00Z",
+            createTime=now,
+            updateTime=now,
         )
         self.jobs[job_id] = job
-        return Reply(200, job)
+        self._where[job_id] = (project, location)
+        reply = Reply(200, copy.deepcopy(job))
+        if self.runner is not None:
+            self._run(job_id)
+        return reply
+
+    # --- running jobs (with a runner) -------------------------------------------------------
+
+    def _run(self, job_id: str) -> None:
+        """RUNNING now, the outcome later (called with the lock held)."""
+        assert self.runner is not None
+        job = self.jobs[job_id]
+        job.update(state="PIPELINE_STATE_RUNNING", startTime=rfc3339(), updateTime=rfc3339())
+        self._log(job_id)
+        outcome, delay = self.runner.outcome_for(job)
+        timer = threading.Timer(delay, self._finish, args=(job_id, outcome))
+        timer.daemon = True
+        self._timers[job_id] = timer
+        timer.start()
+
+    def _finish(self, job_id: str, outcome: str) -> None:
+        with self.lock:
+            self._timers.pop(job_id, None)
+            job = self.jobs.get(job_id)
+            if job is None or self._stopping:
+                return
+            now = rfc3339()
+            job.update(state=f"PIPELINE_STATE_{outcome}", endTime=now, updateTime=now)
+            if outcome == "SUCCEEDED":
+                output = f"{job['runtimeConfig']['gcsOutputDirectory'].rstrip('/')}/{job_id}"
+                job["jobDetail"] = {
+                    "taskDetails": [
+                        {
+                            "taskId": "1",
+                            "taskName": pipeline_name(str(job.get("templateUri", ""))),
+                            "state": "SUCCEEDED",
+                            "outputs": {"output": {"artifacts": [{"uri": f"{output}/output"}]}},
+                        }
+                    ]
+                }
+            else:
+                job["error"] = dict(_ERRORS[outcome])
+            self._log(job_id)
+
+    def _log(self, job_id: str) -> None:
+        """Queue the log entry of the job's current state (called with the lock held)."""
+        project, location = self._where[job_id]
+        entry = pipeline_job_log_entry(self.jobs[job_id], project, location)
+        self.log_entries.append(entry)
+        self._outbox.append(entry)
+        self._outbox_ready.notify_all()
+
+    def _emit_loop(self) -> None:
+        while True:
+            with self.lock:
+                while not self._outbox and not self._stopping:
+                    self._outbox_ready.wait()
+                if self._stopping:
+                    return
+                entry = self._outbox.pop(0)
+                self._emitting += 1
+            try:
+                if self.emit is not None:
+                    self.emit(copy.deepcopy(entry))
+            except Exception as exc:  # a sink that cannot publish must not stop the others
+                sys.stderr.write(f"[{self.name}] emitting a log entry failed: {exc}\n")
+            finally:
+                with self.lock:
+                    self._emitting -= 1
+
+    def busy(self) -> bool:
+        """Jobs still running or log entries not yet emitted."""
+        with self.lock:
+            return bool(self._timers or self._outbox or self._emitting)
+
+    # --- control API ------------------------------------------------------------------------
+
+    def configure(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Apply a `/_twin/config` body; the configuration now in force."""
+        body = dict(body)
+        unavailable = body.pop("unavailable", self.unavailable)
+        runner = JobRunner.from_json({**self.config()["runner"], **body}) if body else None
+        if unavailable is not None and not 400 <= int(unavailable) <= 599:
+            raise ValueError(f"unavailable {unavailable!r}: expected an HTTP error status")
+        with self.lock:
+            if runner is not None:
+                self.runner = runner
+            self.faults = [f for f in self.faults if f.op != "*"]
+            self.unavailable = None if unavailable is None else int(unavailable)
+            if self.unavailable is not None:
+                self.faults.append(Fault(op="*", status=self.unavailable, times=FOREVER))
+        return self.config()
+
+    def config(self) -> dict[str, Any]:
+        with self.lock:
+            runner = self.runner.as_json() if self.runner is not None else None
+            return {"runner": runner or JobRunner().as_json(), "unavailable": self.unavailable}
+
+    def emit_again(self, job_id: str, times: int) -> int:
+        with self.lock:
+            mine = [e for e in self.log_entries if _job_id(e) == job_id]
+            if not mine:
+                raise KeyError(f"no log entry for job {job_id!r}")
+            for _ in range(times):
+                self._outbox.append(copy.deepcopy(mine[-1]))
+            self._outbox_ready.notify_all()
+        return times
+
+    def control(self, request: Recorded) -> Reply | None:
+        what = request.path[len(CONTROL_PREFIX) :]
+        body = request.json if request.body else {}
+        if request.method == "GET" and what == "jobs":
+            with self.lock:
+                return Reply(200, {"jobs": copy.deepcopy(list(self.jobs.values()))})
+        if request.method == "GET" and what == "log-entries":
+            with self.lock:
+                return Reply(200, {"entries": copy.deepcopy(self.log_entries)})
+        if request.method == "GET" and what == "stats":
+            with self.lock:
+                creates = sum(1 for r in self.requests if self.route(r.method, r.path) == "create")
+                stats = {
+                    "requests": len(self.requests),
+                    "creates": creates,
+                    "jobs": len(self.jobs),
+                    "last_request_at": self.last_request_at,
+                }
+            return Reply(200, {**stats, "busy": self.busy()})
+        if what == "config":
+            if request.method == "POST":
+                return Reply(200, self.configure(body))
+            return Reply(200, self.config())
+        if request.method == "POST" and what == "emit":
+            return Reply(200, {"emitted": self.emit_again(body["job_id"], int(body["times"]))})
+        if request.method == "POST" and what == "reset":
+            self.reset()
+            return Reply(200, {})
+        return None
+
+
+def _job_id(entry: dict[str, Any]) -> str:
+    return str(entry.get("resource", {}).get("labels", {}).get("pipeline_job_id", ""))
 
 
 def job_problem(body: Any) -> str | None:
