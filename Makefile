@@ -18,7 +18,7 @@ export CHECKPOINT_DISABLE := 1
 ENV ?= dev
 
 .PHONY: synth cdktf-synth test test-cdktn lint typecheck pytest snapshot-update bench watch \
-        run-function publish clean install help
+        run-function publish up down clean install help
 
 ## help: list every target with what it does and its parameters (bare `make` runs synth)
 help:
@@ -106,6 +106,22 @@ publish: $(VENV)/.installed
 		--type "$$PUBLISH_EVENT" --data "$$PUBLISH_DATA" \
 		$${PUBLISH_CORRELATION_ID:+--correlation-id "$$PUBLISH_CORRELATION_ID"} \
 		$${PUBLISH_PUSH:+--push-endpoint "$$PUBLISH_PUSH"}
+
+## up: run ENV (default dev) on this machine from its synthesized cdk.tf.json (synthesized
+##   first): Google's Pub/Sub emulator with every topic and subscription, one Functions
+##   Framework server per function, a Vertex AI stand-in that runs jobs and feeds the log sinks;
+##   returns once all serve (state, ports, logs: .twin/<env>/); `make publish ENV=...` uses it
+##   (DELAY=1 seconds a job runs, OUTCOME=SUCCEEDED|FAILED|CANCELLED,
+##   OUTCOMES='label.workflow=train:FAILED template=batch-predict:CANCELLED',
+##   FOREGROUND=1 to stay attached: Ctrl-C stops it)
+up: install
+	$(PY) main.py --env "$(ENV)"
+	$(PY) tools/twin up --env "$(ENV)" --delay "$(or $(DELAY),1)" --outcome "$(or $(OUTCOME),SUCCEEDED)" \
+		$(if $(OUTCOMES),--rules "$(OUTCOMES)") $(if $(FOREGROUND),--foreground)
+
+## down: stop everything `make up ENV=...` started (emulator, functions, stand-in; logs stay)
+down: $(VENV)/.installed
+	$(PY) tools/twin down --env "$(ENV)"
 
 ## bench: eager vs lazy provider imports, 1/10/50/100-workflow stacks, handler import time;
 ##   cdktf against cdktn; prints a table and writes bench/results.md (RUNS=5 cold processes

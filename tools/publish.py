@@ -6,8 +6,9 @@
     .venv/bin/python tools/publish.py --topic projects/my-proj/topics/t --type model.train \
         --data '{"epochs": 5}' [--correlation-id ID] [--push-endpoint URL]
 
-Honours PUBSUB_EMULATOR_HOST (plain HTTP, no credentials) like Google's clients; otherwise
-uses Application Default Credentials against pubsub.googleapis.com. With --push-endpoint URL
+Honours PUBSUB_EMULATOR_HOST (plain HTTP, no credentials) like Google's clients; without it, a
+twin of the topic's project that is up (`make up`, .twin/<env>/state.json) is used, and
+otherwise Application Default Credentials against pubsub.googleapis.com. With --push-endpoint URL
 (make: PUSH=URL) it skips Pub/Sub and POSTs the envelope a push subscription would send
 straight to a locally served handler (`make run-function`), and prints the handler's answer:
 exit 0 if the handler acknowledged the message (as Pub/Sub counts it), else 1.
@@ -151,7 +152,7 @@ def _session(anonymous: bool) -> Any:
 
 def publish(topic: str, data: bytes, attributes: dict[str, str]) -> str:
     """REST publish; returns the message id. Raises RuntimeError with one line on failure."""
-    emulator = os.environ.get(contract.ENV_PUBSUB_EMULATOR_HOST)
+    emulator = os.environ.get(contract.ENV_PUBSUB_EMULATOR_HOST) or _twin_emulator(topic)
     endpoint = f"http://{emulator}" if emulator else PUBSUB_ENDPOINT
     body = {"messages": [{"data": base64.b64encode(data).decode(), "attributes": attributes}]}
     url = f"{endpoint}/v1/{quote(topic, safe='/')}:publish"
@@ -166,6 +167,22 @@ def publish(topic: str, data: bytes, attributes: dict[str, str]) -> str:
         return str(response.json()["messageIds"][0])
     except (ValueError, KeyError, IndexError, TypeError):
         raise RuntimeError(f"unexpected answer from {url}: {response.text[:200]!r}") from None
+
+
+def _twin_emulator(topic: str) -> str | None:
+    """The Pub/Sub emulator of a twin (`make up`, tools/twin) running the topic's project."""
+    from twin.state import running_twin  # tools/twin/state.py
+
+    match = contract.TOPIC_PATH.match(topic)
+    state = running_twin(project=match.group(1)) if match else None
+    if state is None:
+        return None
+    print(
+        f"{PROG}: the twin of {state.env} is up (make down ENV={state.env} stops it): "
+        f"publishing to its Pub/Sub emulator, PUBSUB_EMULATOR_HOST={state.emulator_host}",
+        file=sys.stderr,
+    )
+    return state.emulator_host
 
 
 def push(endpoint: str, topic: str, data: bytes, attributes: dict[str, str]) -> tuple[bool, str]:
