@@ -198,7 +198,7 @@ def generated_config(workflows: int) -> str:
             "",
             f'[workflows.routes."step{i}.run"]',
             f'template_uri = "https://europe-west4-kfp.pkg.dev/acme-ai-bench/p/step{i}/v1"',
-            f'result_event_type = "step{i + 1}.run"',
+            f'on_success = "step{i + 1}.run"',
         ]
     return "\n".join(lines) + "\n"
 
