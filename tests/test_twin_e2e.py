@@ -13,6 +13,7 @@ Each class brings one twin up on free ports in a tmp folder and always takes it 
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import functools
 import itertools
@@ -45,7 +46,14 @@ from twin.emulator import MissingPrerequisite, check_prerequisites  # noqa: E402
 from twin.stack import Stack  # noqa: E402
 
 JOB_DELAY = "0.3"  # seconds each pipeline job "runs" in the stand-in
-TEMP = Path(tempfile.mkdtemp(prefix="twin-stacks-"))
+
+
+@functools.cache
+def _stacks_dir() -> Path:
+    """Where this module synthesizes its stacks (made on first use, removed at exit)."""
+    directory = Path(tempfile.mkdtemp(prefix="twin-stacks-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
 
 
 def _emulator_missing() -> str | None:
@@ -69,7 +77,7 @@ def synthesized(name: str, config: str | None = None) -> Path:
         envs = load_environments([FIXTURE_CONFIG_DIR / f"{name}.toml"])
     else:
         envs = [parse_environment(name, "generated", json.loads(config))]
-    outdir = TEMP / name
+    outdir = _stacks_dir() / name
     synth_app(envs, build_source_bundle(SOURCE_DIR), outdir)
     return outdir / "stacks" / name / "cdk.tf.json"
 
@@ -85,12 +93,6 @@ needs_completion_events = pytest.mark.skipif(
     "not stack_has_sinks()",
     reason="completion events not synthesized yet: the stack has no google_logging_project_sink",
 )
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _remove_synthesized() -> Iterator[None]:
-    yield
-    shutil.rmtree(TEMP, ignore_errors=True)
 
 
 def unique(prefix: str) -> str:
