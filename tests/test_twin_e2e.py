@@ -593,3 +593,23 @@ class TestLifecycle:
         assert "interrupted; everything it started is stopped." in output
         time.sleep(0.5)
         assert twin_processes() - before == set()
+
+    def test_a_function_that_cannot_start_is_one_line_and_leaves_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        """The handler's own start-up check (one CRITICAL line) stops `up`, which says why."""
+        source = synthesized("dev")
+        doc = json.loads(source.read_text())
+        function = doc["resource"]["google_cloudfunctions2_function"]["train_function"]
+        function["service_config"]["environment_variables"]["MAX_EVENT_AGE_SECONDS"] = "1 day"
+        stack = tmp_path / "stacks" / "dev" / "cdk.tf.json"
+        shutil.copytree(source.parent, stack.parent)
+        stack.write_text(json.dumps(doc))
+        before = twin_processes()
+
+        result = run_twin("up", "--stack", str(stack), "--twin-dir", str(tmp_path / "twin"))
+        assert result.returncode == 1, result.stderr
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("twin: error: dev did not come up: function train-handler exited")
+        assert "MAX_EVENT_AGE_SECONDS='1 day'" in line
+        assert twin_processes() - before == set()

@@ -182,7 +182,8 @@ def _start_detached(
                     (line for line in reversed(lines) if "error:" in line),
                     f"see {_shown(log_path)}",
                 )
-                _fail(f"{env} did not come up: {reason.removeprefix(PREFIX + ' ')}", 1)
+                reason = reason.removeprefix(f"{PREFIX} ").removeprefix("error: ")
+                _fail(f"{env} did not come up: {reason}", 1)
             time.sleep(0.1)
     except KeyboardInterrupt:
         process.send_signal(signal.SIGTERM)
