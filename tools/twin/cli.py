@@ -138,7 +138,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         _fail(f"{_shown(stack_path)}: {exc}")
     if args.foreground:
         twin = Twin(stack_path, directory, runner, args.unavailable, args.watch_pid)
-        return twin.run()
+
+        def ready() -> None:
+            state = read_state(directory)
+            if state is not None:
+                _summary(state)
+                _say("Ctrl-C stops it")
+
+        return twin.run(on_ready=ready)
     return _start_detached(args, stack_path, directory, runner, env)
 
 

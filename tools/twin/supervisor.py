@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,9 +177,9 @@ class Twin:
 
     # --- running ----------------------------------------------------------------------------
 
-    def run(self) -> int:
+    def run(self, on_ready: Callable[[], None] | None = None) -> int:
         """Start everything, serve until told to stop, stop everything. 0, or 1 if start-up
-        failed (the reason is printed)."""
+        failed (the reason is printed). `on_ready` is called once everything serves."""
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda *_: self.stop_event.set())
         try:
@@ -189,6 +190,8 @@ class Twin:
             return 1
         self._write_state(ready=True)
         _say(f"{self.stack.name} is up")
+        if on_ready is not None:
+            on_ready()
         while not self.stop_event.wait(0.5):
             self._watch()
         self._stop()
