@@ -91,6 +91,8 @@ def test_publish_without_credentials_says_what_to_do(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_"))}
     env.pop("PUBSUB_EMULATOR_HOST", None)
     env.update(CLOUDSDK_CONFIG=str(tmp_path), HOME=str(tmp_path), NO_GCE_CHECK="True")
+    # Nor a running twin (`make up`) of the project, which publish.py would use instead.
+    env.update(AI_WORKFLOW_TWIN_DIR=str(tmp_path))
     result = run_tool(
         "publish.py", "--env", "dev", "--workflow", "ingest", "--type", "data.ready",
         "--data", '{"day": "2026-11-24"}', env=env,
