@@ -98,21 +98,13 @@ def push_subscription_problems(props: PushSubscriptionProps) -> list[str]:
         p.append(
             "dead_letter: give either an existing DeadLetterQueue or dead_letter_props, exactly one"
         )
-    p += rules.integer_in_range("ack_deadline_seconds", props.ack_deadline_seconds, 10, 600)
-    backoff = rules.integer_in_range(
-        "min_retry_backoff_seconds", props.min_retry_backoff_seconds, 0, 600
-    ) + rules.integer_in_range("max_retry_backoff_seconds", props.max_retry_backoff_seconds, 0, 600)
-    p += backoff
-    if (
-        not backoff
-        and not rules.is_token(props.min_retry_backoff_seconds)
-        and props.min_retry_backoff_seconds > props.max_retry_backoff_seconds
-    ):
-        p.append(
-            f"min_retry_backoff_seconds: got {props.min_retry_backoff_seconds}, allowed at most "
-            f"max_retry_backoff_seconds ({props.max_retry_backoff_seconds})"
-        )
-    p += rules.integer_in_range("max_delivery_attempts", props.max_delivery_attempts, 5, 100)
+    p += rules.delivery(
+        "",
+        props.ack_deadline_seconds,
+        props.min_retry_backoff_seconds,
+        props.max_retry_backoff_seconds,
+        props.max_delivery_attempts,
+    )
     if props.subscription_name is not None:
         p += rules.pubsub_name("subscription_name", props.subscription_name)
     shared = props.shares_identity_with

@@ -86,6 +86,33 @@ def integer_in_range(field: str, value: Any, low: int, high: int) -> Problems:
     return []
 
 
+def delivery(
+    where: str,
+    ack_deadline_seconds: Any,
+    min_retry_backoff_seconds: Any,
+    max_retry_backoff_seconds: Any,
+    max_delivery_attempts: Any,
+) -> Problems:
+    """A push subscription's delivery settings: ack deadline 10..600, backoff 0..600 with
+    min <= max, 5..100 attempts before dead-lettering. `where` prefixes each key path."""
+    p = integer_in_range(f"{where}ack_deadline_seconds", ack_deadline_seconds, 10, 600)
+    backoff = integer_in_range(
+        f"{where}min_retry_backoff_seconds", min_retry_backoff_seconds, 0, 600
+    ) + integer_in_range(f"{where}max_retry_backoff_seconds", max_retry_backoff_seconds, 0, 600)
+    p += backoff
+    if (
+        not backoff
+        and not is_token(min_retry_backoff_seconds)
+        and min_retry_backoff_seconds > max_retry_backoff_seconds
+    ):
+        p.append(
+            f"{where}min_retry_backoff_seconds: got {min_retry_backoff_seconds}, allowed at "
+            f"most max_retry_backoff_seconds ({max_retry_backoff_seconds})"
+        )
+    p += integer_in_range(f"{where}max_delivery_attempts", max_delivery_attempts, 5, 100)
+    return p
+
+
 def matches(field: str, value: Any, pattern: re.Pattern[str], allowed: str) -> Problems:
     if is_token(value):
         return []

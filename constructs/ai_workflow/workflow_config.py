@@ -134,23 +134,13 @@ class WorkflowConfig(WorkflowSettings):
 def settings_problems(where: str, s: WorkflowSettings) -> list[str]:
     """Range and format rules for the tunables (the props validation table)."""
     p: list[str] = []
-    p += rules.integer_in_range(f"{where}ack_deadline_seconds", s.ack_deadline_seconds, 10, 600)
-    backoff = rules.integer_in_range(
-        f"{where}min_retry_backoff_seconds", s.min_retry_backoff_seconds, 0, 600
-    ) + rules.integer_in_range(
-        f"{where}max_retry_backoff_seconds", s.max_retry_backoff_seconds, 0, 600
+    p += rules.delivery(
+        where,
+        s.ack_deadline_seconds,
+        s.min_retry_backoff_seconds,
+        s.max_retry_backoff_seconds,
+        s.max_delivery_attempts,
     )
-    p += backoff
-    if (
-        not backoff
-        and not rules.is_token(s.min_retry_backoff_seconds)
-        and s.min_retry_backoff_seconds > s.max_retry_backoff_seconds
-    ):
-        p.append(
-            f"{where}min_retry_backoff_seconds: got {s.min_retry_backoff_seconds}, allowed at "
-            f"most max_retry_backoff_seconds ({s.max_retry_backoff_seconds})"
-        )
-    p += rules.integer_in_range(f"{where}max_delivery_attempts", s.max_delivery_attempts, 5, 100)
     p += rules.integer_in_range(
         f"{where}message_retention_seconds", s.message_retention_seconds, 600, 31 * DAY_SECONDS
     )
