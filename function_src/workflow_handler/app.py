@@ -212,12 +212,7 @@ class WorkflowHandler:
             )
         view = events.job_view(job.body)
         if view is None:
-            ctx.update(error_detail=f"{job.detail}: no job name in the response")
-            return (
-                "WARNING",
-                "unexpected response from Vertex AI; asking Pub/Sub to retry",
-                Reply(RETRY, {"outcome": "retry"}),
-            )
+            return _retry_unexpected_job(job, ctx)
         ctx.update(pipeline_job=view.name, duplicate_delivery=duplicate)
         outcome = "already_started" if duplicate else "started"
         reply = Reply(ACK, {"outcome": outcome, "pipeline_job": view.name})
@@ -280,12 +275,7 @@ class WorkflowHandler:
             raise PermanentError(events.VERTEX_REJECTED, got.detail)
         view = events.job_view(got.body)
         if view is None:
-            ctx.update(error_detail=f"{got.detail}: no job name in the response")
-            return (
-                "WARNING",
-                "unexpected response from Vertex AI; asking Pub/Sub to retry",
-                Reply(RETRY, {"outcome": "retry"}),
-            )
+            return _retry_unexpected_job(got, ctx)
         ctx.update(pipeline_job=view.name, state=view.state)
         if view.workflow_label != events.label_value(s.workflow):
             raise PermanentError(
@@ -444,6 +434,16 @@ class WorkflowHandler:
             f"message dead-lettered: {error.code}",
             Reply(ACK, {"outcome": "dead_lettered", "error": error.code}),
         )
+
+
+def _retry_unexpected_job(response: ApiResponse, ctx: _Context) -> tuple[str, str, Reply]:
+    """A Vertex AI answer without a job name: logged, and Pub/Sub asked to retry."""
+    ctx.update(error_detail=f"{response.detail}: no job name in the response")
+    return (
+        "WARNING",
+        "unexpected response from Vertex AI; asking Pub/Sub to retry",
+        Reply(RETRY, {"outcome": "retry"}),
+    )
 
 
 def _first_id(response: ApiResponse) -> str | None:

@@ -158,20 +158,18 @@ def validate_event(obj: Any) -> Event:
         raise PermanentError(
             SCHEMA_VIOLATION, f"'payload' must be a JSON object, got {_kind(payload)}"
         )
+    for key, longest in (
+        ("correlation_id", MAX_CORRELATION_ID_LENGTH),
+        ("idempotency_key", MAX_IDEMPOTENCY_KEY_LENGTH),
+    ):
+        if key in obj and not _is_short_text(obj[key], longest):
+            raise PermanentError(
+                SCHEMA_VIOLATION,
+                f"'{key}' {_short(obj[key])} must be a string of 1 to "
+                f"{longest} characters without control characters",
+            )
     correlation_id = obj.get("correlation_id")
-    if "correlation_id" in obj and not is_correlation_id(correlation_id):
-        raise PermanentError(
-            SCHEMA_VIOLATION,
-            f"'correlation_id' {_short(correlation_id)} must be a string of 1 to "
-            f"{MAX_CORRELATION_ID_LENGTH} characters without control characters",
-        )
     idempotency_key = obj.get("idempotency_key")
-    if "idempotency_key" in obj and not is_idempotency_key(idempotency_key):
-        raise PermanentError(
-            SCHEMA_VIOLATION,
-            f"'idempotency_key' {_short(idempotency_key)} must be a string of 1 to "
-            f"{MAX_IDEMPOTENCY_KEY_LENGTH} characters without control characters",
-        )
     return Event(
         type=event_type,
         payload=payload,
@@ -180,20 +178,17 @@ def validate_event(obj: Any) -> Event:
     )
 
 
+def _is_short_text(value: object, longest: int) -> bool:
+    """A string of 1..`longest` characters without control characters."""
+    return isinstance(value, str) and 1 <= len(value) <= longest and not _CONTROL_RE.search(value)
+
+
 def is_correlation_id(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and 1 <= len(value) <= MAX_CORRELATION_ID_LENGTH
-        and _CONTROL_RE.search(value) is None
-    )
+    return _is_short_text(value, MAX_CORRELATION_ID_LENGTH)
 
 
 def is_idempotency_key(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH
-        and _CONTROL_RE.search(value) is None
-    )
+    return _is_short_text(value, MAX_IDEMPOTENCY_KEY_LENGTH)
 
 
 def decode_event(data: bytes) -> Event:
