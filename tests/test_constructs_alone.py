@@ -513,6 +513,20 @@ def test_pipeline_events_props_are_validated(stack: Any) -> None:
 # --- AiWorkflow ----------------------------------------------------------------------------
 
 
+def workflow_props(stack: Any, workflow: WorkflowConfig) -> AiWorkflowProps:
+    """`workflow` with the shared resources a stack would give it."""
+    return AiWorkflowProps(
+        workflow=workflow,
+        project_id="acme",
+        region="europe-west4",
+        pubsub_service_agent=AGENT,
+        source_bucket=bucket(stack),
+        source_object_name="function-source/abc.zip",
+        docker_repository_id="projects/acme/locations/europe-west4/repositories/fn",
+        pipeline_root_bucket=bucket(stack, "acme-pipeline-root", id="pipeline_root"),
+    )
+
+
 def test_ai_workflow_alone_in_a_bare_stack(stack: Any) -> None:
     workflow = WorkflowConfig(
         name="train",
@@ -523,24 +537,7 @@ def test_ai_workflow_alone_in_a_bare_stack(stack: Any) -> None:
         },
         publishers=(PRODUCER,),
     )
-    AiWorkflow(
-        stack,
-        "train",
-        AiWorkflowProps(
-            workflow=workflow,
-            project_id="acme",
-            region="europe-west4",
-            pubsub_service_agent=AGENT,
-            source_bucket=bucket(stack),
-            source_object_name="function-source/abc.zip",
-            docker_repository_id="projects/acme/locations/europe-west4/repositories/fn",
-            pipeline_root_bucket=HardenedBucket(
-                stack,
-                "pipeline_root",
-                HardenedBucketProps(name="acme-pipeline-root", location="eu"),
-            ),
-        ),
-    )
+    AiWorkflow(stack, "train", workflow_props(stack, workflow))
     out = synth(stack)
     assert set(resources(out, "google_pubsub_topic")) == {
         "train_trigger_topic",
@@ -567,20 +564,7 @@ def test_ai_workflow_alone_in_a_bare_stack(stack: Any) -> None:
 def test_ai_workflow_props_are_validated(stack: Any) -> None:
     workflow = WorkflowConfig(name="train", routes={}, max_delivery_attempts=1)
     with pytest.raises(ConfigError) as caught:
-        AiWorkflow(
-            stack,
-            "train",
-            AiWorkflowProps(
-                workflow=workflow,
-                project_id="acme",
-                region="europe-west4",
-                pubsub_service_agent=AGENT,
-                source_bucket=bucket(stack),
-                source_object_name="o.zip",
-                docker_repository_id="repo",
-                pipeline_root_bucket=bucket(stack, "acme-root", id="root"),
-            ),
-        )
+        AiWorkflow(stack, "train", workflow_props(stack, workflow))
     assert caught.value.problems == [
         "workflows.train.max_delivery_attempts: got 1, allowed 5..100",
         "workflows.train.routes: got {}, allowed at least one event type route",
