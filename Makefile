@@ -18,7 +18,7 @@ export CHECKPOINT_DISABLE := 1
 ENV ?= dev
 
 .PHONY: synth cdktf-synth test test-cdktn lint lint-workflows typecheck pytest snapshot-update bench \
-        watch run-function publish up down clean install help
+        watch diagram run-function publish up down clean install help
 
 ## help: list every target with what it does and its parameters (bare `make` runs synth)
 help:
@@ -84,6 +84,12 @@ pytest: install
 ## snapshot-update: refresh the syrupy snapshots after an intended change
 snapshot-update: install
 	$(PY) -m pytest tests/test_snapshots.py --snapshot-update
+
+## diagram: synthesize, then draw every stack from its cdk.tf.json as Mermaid:
+##   docs/diagrams/<env>.md for each config/<env>.toml and the dev diagram in README.md
+##   (ENV=qa: only that one)
+diagram: synth
+	$(PY) tools/diagram.py $(foreach e,$(if $(filter command line,$(origin ENV)),$(ENV),$(basename $(notdir $(wildcard config/*.toml)))),--env "$(e)")
 
 ## clean: remove cdktf.out and the tool caches (keeps .venv, node_modules and state files)
 clean:
