@@ -232,3 +232,21 @@ def test_main_deploys_dev_then_prod_one_at_a_time() -> None:
         deploy
     )
     assert "credentials_json" not in deploy
+
+
+def test_the_readme_names_every_secret_and_variable_the_workflows_read() -> None:
+    readme = (ROOT / "README.md").read_text()
+    ci = readme[readme.index("## CI (GitHub Actions)") : readme.index("## How the code")]
+    used = set()
+    for text in TEXT.values():
+        used |= set(re.findall(r"\$\{\{ (?:secrets|vars)\.(\w+) \}\}", text))
+    assert used == {
+        "GCP_DEPLOY_SERVICE_ACCOUNT",
+        "GCP_WORKLOAD_IDENTITY_PROVIDER",
+        "TF_API_TOKEN",
+        "TF_CLOUD_ORGANIZATION",
+    }
+    for name in used:
+        assert f"| `{name}` |" in ci, name
+    for name in TEXT:
+        assert f"`{name}`" in ci, name
