@@ -236,6 +236,13 @@ def test_literal_names_and_external_endpoints() -> None:
                     "member": "user:ops@example.com",
                 }
             },
+            "google_pubsub_topic_iam_member": {
+                "channel": {
+                    "topic": "orders",
+                    "role": "roles/pubsub.publisher",
+                    "member": "${google_project_service_identity.monitoring.member}",
+                }
+            },
         }
     }
     nodes, edges = drawn(stack)
@@ -244,7 +251,11 @@ def test_literal_names_and_external_endpoints() -> None:
         ("topic_in", "delivers", "sub_external"),
         ("sub_external", "push", "url_https___hooks_example_com_orders"),
         ("id_user_ops_example_com", "invoker", "fn_fn"),
+        ("id_google_project_service_identity_monitoring", "publisher", "topic_in"),
     }
+    assert nodes["id_google_project_service_identity_monitoring"] == (
+        "google_project_service_identity.monitoring"
+    )
 
 
 # --- what make diagram wrote ------------------------------------------------------------------

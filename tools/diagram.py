@@ -174,7 +174,7 @@ class _Builder:
 
     def member(self, member: Any) -> str:
         """The node of an IAM member: a service account or log sink of this stack, the Pub/Sub
-        service agent, or any other member as written."""
+        service agent, another resource's identity (by its address), or the member as written."""
         accounts = self.resources.get("google_service_account", {})
         account = _referenced(member, "google_service_account")
         if account in accounts:
@@ -187,6 +187,9 @@ class _Builder:
         text = str(member)
         if _PUBSUB_AGENT.match(text):
             return self.add("identity", "pubsub_service_agent", "", "Pub/Sub service agent")
+        other = next(_references(text), None)
+        if other is not None and text == f"${{{other[0]}.{'.'.join(map(str, other[1]))}}}":
+            return self.add("identity", f"{other[0].type}_{other[0].name}", "", str(other[0]))
         return self.add("identity", text.lower(), "", text)
 
     def build(self) -> Graph:
