@@ -95,13 +95,13 @@ PLANTED = {
     ),
     "an input the expression does not have": (
         "test.yml",
-        "if: ${{ inputs.speculative-plan && env.TF_API_TOKEN == '' }}",
-        "if: ${{ inputs.speculative_plan && env.TF_API_TOKEN == '' }}",
+        "if: ${{ inputs.speculative-plan }}",
+        "if: ${{ inputs.speculative_plan }}",
         'property "speculative_plan" is not defined in object type {speculative-plan: bool}',
     ),
     "a secret in a step condition": (
         "test.yml",
-        "if: ${{ inputs.speculative-plan && env.TF_API_TOKEN != '' }}",
+        "if: ${{ inputs.speculative-plan && steps.tfc.outputs.configured == 'true' }}",
         "if: ${{ inputs.speculative-plan && secrets.TF_API_TOKEN != '' }}",
         'context "secrets" is not allowed here',
     ),
@@ -199,12 +199,23 @@ def test_pull_requests_test_like_ci_and_plan_only_with_a_token() -> None:
         < test.index("uses: actions/upload-artifact@")
     )
     assert "path: cdktf.out/stacks/\n" in test
-    # Secrets cannot appear in `if:`: the token is mapped to an env var, and the plan is
-    # gated on it (forks' pull requests get no secrets, so no plan).
-    assert "TF_API_TOKEN: ${{ secrets.TF_API_TOKEN }}" in test
+    # Secrets cannot appear in `if:`: a step maps the token to an env var and says whether it
+    # is set; the plan is gated on that (forks' pull requests get no secrets, so no plan), and
+    # only the plan step sees the token, never `make test`.
+    gate = test[test.index("- name: Is a Terraform Cloud token configured?") :]
+    assert gate.startswith(
+        "- name: Is a Terraform Cloud token configured?\n"
+        "        id: tfc\n"
+        "        if: ${{ inputs.speculative-plan }}\n"
+        "        env:\n"
+        "          TF_API_TOKEN: ${{ secrets.TF_API_TOKEN }}\n"
+        '        run: echo "configured=${TF_API_TOKEN:+true}" >> "$GITHUB_OUTPUT"\n'
+    )
     plan = test[test.index("- name: Speculative plan in Terraform Cloud") :]
-    assert "if: ${{ inputs.speculative-plan && env.TF_API_TOKEN != '' }}" in plan
+    assert "if: ${{ inputs.speculative-plan && steps.tfc.outputs.configured == 'true' }}" in plan
     assert 'make tfc-run ENV="$(basename "$config" .toml)" SPECULATIVE=1' in plan
+    assert test.count("TF_API_TOKEN: ${{ secrets.TF_API_TOKEN }}") == 2
+    assert "secrets.TF_API_TOKEN" not in test[: test.index("- name: Upload the synthesized")]
     assert "on:\n  pull_request:\n" in TEXT["pull-request.yml"]
     assert "speculative-plan: true" in TEXT["pull-request.yml"]
     assert "speculative-plan" not in TEXT["main.yml"]
@@ -223,14 +234,15 @@ def test_main_deploys_dev_then_prod_one_at_a_time() -> None:
     # The GitHub environment holds prod for its reviewers; one deploy per environment at once.
     assert "    environment: ${{ inputs.environment }}\n" in deploy
     assert "group: deploy-${{ inputs.environment }}\n      cancel-in-progress: false" in deploy
-    assert "if: ${{ env.TF_API_TOKEN == '' }}\n        uses: google-github-actions/auth@" in (
-        deploy
-    )
+    assert (
+        "if: ${{ steps.tfc.outputs.configured != 'true' }}\n"
+        "        uses: google-github-actions/auth@"
+    ) in deploy
     assert "workload_identity_provider: ${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}" in deploy
     assert 'run: make deploy ENV="$DEPLOY_ENV"' in deploy
-    assert "if: ${{ env.TF_API_TOKEN != '' }}\n        run: make tfc-run ENV=\"$DEPLOY_ENV\"\n" in (
-        deploy
-    )
+    tfc_run = deploy[deploy.index("- name: make tfc-run (Terraform Cloud)") :]
+    assert "if: ${{ steps.tfc.outputs.configured == 'true' }}" in tfc_run
+    assert 'run: make tfc-run ENV="$DEPLOY_ENV"\n' in tfc_run
     assert "credentials_json" not in deploy
 
 
