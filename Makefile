@@ -17,8 +17,8 @@ export CHECKPOINT_DISABLE := 1
 
 ENV ?= dev
 
-.PHONY: synth cdktf-synth test test-cdktn lint typecheck pytest snapshot-update bench watch \
-        run-function publish up down clean install help
+.PHONY: synth cdktf-synth test test-cdktn lint lint-workflows typecheck pytest snapshot-update bench \
+        watch diagram run-function publish up down clean install help
 
 ## help: list every target with what it does and its parameters (bare `make` runs synth)
 help:
@@ -52,8 +52,8 @@ synth: install
 cdktf-synth: install
 	npx --no-install cdktf synth --output cdktf.out
 
-## test: lint, type-check and the whole pytest suite
-test: install lint typecheck pytest
+## test: lint, type-check, lint the CI workflows and the whole pytest suite
+test: install lint typecheck lint-workflows pytest
 
 ## test-cdktn: the pytest suite on CDK Terrain (cdktn) instead of cdktf, in its own .venv-cdktn
 ##   (requirements-cdktn.txt + constraints-cdktn.txt: cdktn 0.24, Google provider 8.x;
@@ -65,6 +65,12 @@ test-cdktn: $(VENV_CDKTN)/.installed node_modules/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## lint-workflows: actionlint on .github/workflows, with shellcheck on their run: scripts
+##   (both pinned in requirements.txt; WORKFLOWS=path.yml to check other files)
+WORKFLOWS ?= $(sort $(wildcard .github/workflows/*.yml))
+lint-workflows: $(VENV)/.installed
+	$(VENV)/bin/actionlint -no-color -shellcheck=$(VENV)/bin/shellcheck -pyflakes= $(WORKFLOWS)
 
 ## typecheck: mypy on the library, main.py, the handler, tools and bench
 typecheck: $(VENV)/.installed
@@ -78,6 +84,12 @@ pytest: install
 ## snapshot-update: refresh the syrupy snapshots after an intended change
 snapshot-update: install
 	$(PY) -m pytest tests/test_snapshots.py --snapshot-update
+
+## diagram: synthesize, then draw every stack from its cdk.tf.json as Mermaid:
+##   docs/diagrams/<env>.md for each config/<env>.toml and the dev diagram in README.md
+##   (ENV=qa: only that one)
+diagram: synth
+	$(PY) tools/diagram.py $(foreach e,$(if $(filter command line,$(origin ENV)),$(ENV),$(basename $(notdir $(wildcard config/*.toml)))),--env "$(e)")
 
 ## clean: remove cdktf.out and the tool caches (keeps .venv, node_modules and state files)
 clean:
