@@ -176,6 +176,7 @@ class WorkflowHandler:
                     f"no route for event type {event.type!r}; routed types: "
                     f"{', '.join(sorted(self.settings.routes))}",
                 )
+            events.check_parameters_fit({**route.parameters, **event.payload})
         except PermanentError as exc:
             return self._dead_letter(exc, salvage, ctx)
         return self._start(message, event, route, salvage, ctx)

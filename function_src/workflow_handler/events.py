@@ -34,6 +34,7 @@ UNKNOWN_PIPELINE_JOB = "unknown_pipeline_job"
 UNKNOWN_ROUTE = "unknown_route"
 NON_FINITE_NUMBER = wire.NON_FINITE_NUMBER
 UNPAIRED_SURROGATE = wire.UNPAIRED_SURROGATE
+EVENT_TOO_LARGE = wire.EVENT_TOO_LARGE
 REQUEST_NOT_SERIALIZABLE = wire.REQUEST_NOT_SERIALIZABLE
 
 ERROR_CODES = frozenset(
@@ -52,6 +53,7 @@ ERROR_CODES = frozenset(
         UNKNOWN_ROUTE,
         NON_FINITE_NUMBER,
         UNPAIRED_SURROGATE,
+        EVENT_TOO_LARGE,
         REQUEST_NOT_SERIALIZABLE,
     }
 )
@@ -169,6 +171,19 @@ def validate_event(obj: Any) -> Event:
 def _is_short_text(value: object, longest: int) -> bool:
     """A string of 1..`longest` characters without control characters."""
     return isinstance(value, str) and 1 <= len(value) <= longest and not _CONTROL_RE.search(value)
+
+
+def check_parameters_fit(parameters: dict[str, Any]) -> None:
+    """The job's parameter values (the route's overlaid with the payload) must fit in the
+    follow-up events that carry them. Raises PermanentError(event_too_large)."""
+    size = wire.json_size(parameters)
+    if size > wire.MAX_PARAMETERS_BYTES:
+        raise PermanentError(
+            EVENT_TOO_LARGE,
+            f"payload: got parameter values of {size} bytes as JSON (the route's and the "
+            f"payload's), allowed at most {wire.MAX_PARAMETERS_BYTES}: every follow-up event "
+            "carries them and must fit one 10 MB Pub/Sub publish request",
+        )
 
 
 def is_correlation_id(value: object) -> bool:

@@ -26,12 +26,18 @@ from typing import Any
 # --- The `error` attribute values of values that cannot travel (docs/handler.md) ----------------
 NON_FINITE_NUMBER = "non_finite_number"
 UNPAIRED_SURROGATE = "unpaired_surrogate"
+EVENT_TOO_LARGE = "event_too_large"
 REQUEST_NOT_SERIALIZABLE = "request_not_serializable"
 
 # --- Pub/Sub's publish limits (cloud.google.com/pubsub/quotas: 10 MB per request and message) ---
 MAX_PUBLISH_REQUEST_BYTES = 10_000_000
 """The JSON body of one publish request, base64 data and attributes included. Pub/Sub counts
 the message as its raw data plus attributes, which is smaller, so this bounds both limits."""
+
+MAX_PARAMETERS_BYTES = 7_000_000
+"""A job's parameter values as JSON, at most: every follow-up event carries them (its
+`source_event.parameters`), and with them it must still fit one publish request in base64
+(7 MB -> 9.33 MB, and the rest of the event is a few KB: outputs are left out when large)."""
 
 DOUBLE_RANGE = f"a finite number within ±{sys.float_info.max!r}"
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
@@ -168,6 +174,13 @@ def encode_request(body: Any, *, sort_keys: bool = False) -> bytes:
         return text.encode("utf-8")
     except (ValueError, TypeError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
         raise UnsendableRequest(f"{type(exc).__name__}: {exc}"[:300]) from None
+
+
+def json_size(value: Any) -> int:
+    """The size of `value` as compact UTF-8 JSON, for checking limits. Never raises for a parsed
+    JSON value, even one encode_request refuses (that request reports it as the bug it is)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def publish_request(data: bytes, attributes: Mapping[str, str]) -> dict[str, Any]:

@@ -392,3 +392,38 @@ def test_a_dead_letter_that_fits_is_not_truncated(live: Live) -> None:
     (dead,) = live.dead_letters()
     assert dead.data == data
     assert "dead_letter_truncated" not in dead.attributes
+
+
+# --- an event whose parameters no follow-up event could carry -------------------------------
+
+
+def test_parameters_must_fit_the_follow_up_events_that_carry_them() -> None:
+    events.check_parameters_fit({"x": "y" * (wire.MAX_PARAMETERS_BYTES - 8)})  # 7,000,000 bytes
+    with pytest.raises(PermanentError) as caught:
+        events.check_parameters_fit({"x": "y" * (wire.MAX_PARAMETERS_BYTES - 7)})
+    assert caught.value.code == "event_too_large"
+    assert caught.value.detail.startswith(
+        "payload: got parameter values of 7000001 bytes as JSON (the route's and the "
+        "payload's), allowed at most 7000000"
+    )
+
+
+def test_an_event_too_large_for_its_follow_ups_starts_no_job(live: Live) -> None:
+    data = json.dumps({"type": "model.train", "payload": {"x": "y" * 7_100_000}}).encode()
+    response = live.post(make_envelope(data=data))
+    assert response.json() == {"outcome": "dead_lettered", "error": "event_too_large"}
+    assert live.vertex.requests == [] and live.results() == []
+    (dead,) = live.dead_letters()
+    assert dead.data == data  # it fits a dead letter whole
+
+
+def test_the_largest_event_that_fits_starts_its_job_and_publishes_its_start_event(
+    live: Live,
+) -> None:
+    payload = {"x": "y" * (wire.MAX_PARAMETERS_BYTES - 200)}
+    response = live.post(make_envelope({"type": "model.train", "payload": payload}))
+    assert response.json()["outcome"] == "started"
+    (started,) = live.results()  # the stand-in refuses a publish request over 10 MB
+    assert started.json["payload"]["source_event"]["parameters"]["x"] == payload["x"]
+    (request,) = live.pubsub.requests
+    assert 9_000_000 < len(request.body) <= LIMIT
