@@ -4,7 +4,8 @@ Two ideas, both about the wire:
 - Values. Pub/Sub and Vertex AI carry JSON numbers as IEEE 754 doubles and text as UTF-8, so a
   number outside the double range (`1e400`, `NaN`, a 400-digit integer) or a string with a lone
   (unpaired) surrogate escape (`"\\ud800"`) cannot be put into any request. `check_value` finds
-  the first such value and names where it is; the handler rejects it at validation.
+  the first such value and names where it is; the handler rejects it at validation, and also
+  job parameters too large for the follow-up events that carry them (MAX_PARAMETERS_BYTES).
 - Requests. `encode_request` is the one JSON encoder of every request body the handler sends: it
   refuses what the checks above refuse (a bug if it ever happens, never a transient error), and
   `fit_publish_data` keeps a dead-letter publish within Pub/Sub's 10 MB request limit.
