@@ -1,8 +1,9 @@
 """Synth benchmark: stock vs tuned synth, cdktf vs CDK Terrain, stack size scaling, an
-ablation, handler import.
+ablation, handler import, the handler under load.
 
     make bench                                  # what the README quotes
     .venv/bin/python bench/run_bench.py --runs 5 --out bench/results.md
+    .venv/bin/python bench/run_bench.py --only handler-load   # one group, printed, no file
 
 The default app is also synthesized on CDK Terrain (cdktn), with .venv-cdktn's Python (the
 same main.py, speed-ups on), interleaved with the cdktf variants; .venv-cdktn is installed
@@ -247,6 +248,65 @@ def handler_import(runs: int) -> dict[str, object]:
     return data
 
 
+LOAD_DELIVERIES = 2000
+LOAD_SENDERS = 16
+
+
+def handler_load() -> dict[str, Any]:
+    """tests/handler/bench_handler_load.py: 2,000 push deliveries from 16 concurrent senders to
+    the real Functions Framework server (it exits 1 when an invariant of the load test broke)."""
+    command = [str(PYTHON), "tests/handler/bench_handler_load.py", "--json"]
+    command += ["-n", str(LOAD_DELIVERIES), "-c", str(LOAD_SENDERS)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench_handler_load.py: exit {result.returncode}: {result.stderr}")
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def handler_load_line(load: dict[str, Any]) -> str:
+    """The summary's sentence about the handler under load."""
+    latency, rss = load["latency"], load["server_peak_rss_mb"]
+    return (
+        f"Handler under load ({load['deliveries']} deliveries from {load['senders']} senders): "
+        f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, "
+        f"server peak RSS {rss['total']} MB."
+    )
+
+
+def render_handler_load(load: dict[str, Any]) -> list[str]:
+    """The section about the handler under load, per kind of delivery."""
+    kinds = load["kinds"]
+    rss = load["server_peak_rss_mb"]
+    out = [
+        "## Handler under load (`tests/handler/bench_handler_load.py --json`)",
+        "",
+        f"{load['deliveries']} push deliveries from {load['senders']} concurrent senders to the "
+        "real Functions Framework server",
+        "(one gunicorn worker, its default threads), against the local Pub/Sub and Vertex AI",
+        "stand-ins in the sending process; a shuffled mix of valid events, redeliveries, keyed",
+        "copies and poison. Latency as each sender saw it, queueing included. "
+        f"{load['wall_s']} s in all",
+        f"({load['per_second']} deliveries/s); {load['jobs']} jobs, {load['dead_letters']} dead "
+        "letters, no 5xx for a valid event.",
+        "",
+        "| deliveries | count | p50, ms | p99, ms | max, ms |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [("all", load["deliveries"], load["latency"])]
+    rows += [(kind, kinds[kind], stats) for kind, stats in load["latency_by_kind"].items()]
+    for label, count, stats in rows:
+        out.append(
+            f"| {label} | {count} | {stats['p50_ms']} | {stats['p99_ms']} | {stats['max_ms']} |"
+        )
+    out += [
+        "",
+        f"Server peak RSS (VmHWM): {rss['total']} MB "
+        f"(arbiter {rss['server']} MB, worker {rss.get('worker', 0)} MB).",
+    ]
+    return out
+
+
 def med(samples: list[Sample], key: str) -> float:
     return statistics.median(getattr(s, key) for s in samples)
 
@@ -299,6 +359,7 @@ def render_summary(
     scaling: dict[int, list[Sample]],
     ablation: tuple[int, dict[str, list[Sample]]],
     handler: dict[str, object],
+    load: dict[str, Any] | None = None,
 ) -> list[str]:
     """The medians the README quotes, between markers that tests/test_readme.py finds."""
     eager, lazy = default["eager"], default["lazy"]
@@ -333,6 +394,7 @@ def render_summary(
     out += [
         "",
         f"Handler cold start (`import main`): {handler['median_ms']} ms.",
+        *([handler_load_line(load)] if load is not None else []),
         SUMMARY_END,
     ]
     return out
@@ -345,6 +407,7 @@ def render(
     ablation: tuple[int, dict[str, list[Sample]]],
     handler: dict[str, object],
     cpu: tuple[float, float],
+    load: dict[str, Any] | None = None,
 ) -> str:
     eager, lazy = default["eager"], default["lazy"]
     out = [
@@ -360,7 +423,7 @@ def render(
         "",
         "## Summary",
         "",
-        *render_summary(default, scaling, ablation, handler),
+        *render_summary(default, scaling, ablation, handler, load),
         "",
         "## Default app (config/dev.toml and config/prod.toml, 6 workflows)",
         "",
@@ -424,6 +487,8 @@ def render(
         f"| `import main` (function_src/main.py) | {handler['median_ms']} "
         f"| {handler['min_ms']}-{handler['max_ms']} | {handler['runs']} |",
     ]
+    if load is not None:
+        out += ["", *render_handler_load(load)]
     largest = max(scaling)
     checks = [
         (
@@ -502,6 +567,8 @@ def measure(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[s
         )
         progress("handler import time")
         handler = handler_import(args.runs)
+        progress(f"handler under load ({LOAD_DELIVERIES} deliveries, {LOAD_SENDERS} senders)")
+        load = handler_load()
 
     def raw(groups: dict[str, list[Sample]]) -> dict[str, list[dict[str, float]]]:
         return {label: [asdict(s) for s in samples] for label, samples in groups.items()}
@@ -514,6 +581,7 @@ def measure(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[s
         "ablation_size": largest,
         "ablation": raw(ablation),
         "handler": handler,
+        "handler_load": load,
     }
 
 
@@ -529,6 +597,7 @@ def render_samples(data: dict[str, Any]) -> str:
         (data["ablation_size"], cooked(data["ablation"])),
         data["handler"],
         (data["cpu_check_s"][0], data["cpu_check_s"][1]),
+        data.get("handler_load"),  # absent from results of before the load benchmark
     )
 
 
@@ -564,6 +633,11 @@ def main(argv: list[str] | None = None) -> int:
         help="measure nothing: render the table again from a previous run's samples",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--only",
+        choices=["handler-load"],
+        help="measure one group only and print its table; writes no file (make bench does)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be positive")
@@ -571,6 +645,11 @@ def main(argv: list[str] | None = None) -> int:
     def progress(line: str) -> None:
         if not args.quiet:
             print(f"bench: {line}", file=sys.stderr, flush=True)
+
+    if args.only == "handler-load":
+        progress(f"handler under load ({LOAD_DELIVERIES} deliveries, {LOAD_SENDERS} senders)")
+        print("\n".join([*render_handler_load(handler_load()), ""]), end="")
+        return 0
 
     if args.from_samples is not None:
         data = json.loads(args.from_samples.read_text(encoding="utf-8"))

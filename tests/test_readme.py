@@ -95,6 +95,37 @@ def test_the_performance_figures_are_the_ones_make_bench_wrote(
     assert bench_summary(run_bench.render_samples(samples)) == written
 
 
+def test_the_handler_load_figures_are_in_the_summary_once_measured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_bench = load_run_bench(monkeypatch)
+    samples = json.loads((ROOT / "bench" / "results.json").read_text(encoding="utf-8"))
+    latency = {"p50_ms": 50.4, "p99_ms": 102.1, "max_ms": 160.1}
+    samples["handler_load"] = {
+        "deliveries": 2000,
+        "senders": 16,
+        "kinds": {"valid": 976, "duplicate": 393, "keyed_copy": 208, "poison": 423},
+        "jobs": 976,
+        "dead_letters": 423,
+        "wall_s": 6.71,
+        "per_second": 298.1,
+        "latency": latency,
+        "latency_by_kind": {
+            kind: latency for kind in ("valid", "duplicate", "keyed_copy", "poison")
+        },
+        "server_peak_rss_mb": {"server": 35.8, "worker": 37.6, "total": 73.4},
+    }
+    text = run_bench.render_samples(samples)
+    summary = bench_summary(text)
+    assert summary is not None
+    assert summary.splitlines()[-1] == (
+        "Handler under load (2000 deliveries from 16 senders): p50 50.4 ms, p99 102.1 ms, "
+        "server peak RSS 73.4 MB."
+    )
+    assert "| poison | 423 | 50.4 | 102.1 | 160.1 |" in text
+    assert "Server peak RSS (VmHWM): 73.4 MB (arbiter 35.8 MB, worker 37.6 MB)." in text
+
+
 def test_library_snippet_runs_as_shown(tmp_path: Path) -> None:
     """The Python snippet, saved and run with the README's command, synthesizes on Node 22."""
     toml = re.search(r"This is a complete `config/qa.toml`:\n\n```toml\n(.*?)```", README, re.S)

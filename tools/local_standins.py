@@ -60,6 +60,27 @@ _GRPC_STATUS = {
 }
 
 
+MAX_PUBLISH_REQUEST_BYTES = 10_000_000
+"""Pub/Sub's limit on one publish request (cloud.google.com/pubsub/quotas: 10 MB)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_google(body: bytes) -> Any:
+    """A request body as Google's JSON front end reads it: UTF-8 JSON with finite numbers and
+    no lone surrogate escapes (protobuf strings are UTF-8). Raises ValueError."""
+    value = json.loads(body, parse_constant=_no_constant)
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a string is not valid UTF-8 (a lone surrogate escape)") from None
+    except ValueError:
+        raise ValueError("a number is out of the range of a double") from None
+    return value
+
+
 def google_error(status: int, message: str, grpc_status: str | None = None) -> dict[str, Any]:
     return {
         "error": {
@@ -307,10 +328,18 @@ class PubSubStandIn(StandIn):
 
     def apply(self, op: str, request: Recorded) -> Reply:
         topic = op.split(":", 1)[1]
+        if len(request.body) > MAX_PUBLISH_REQUEST_BYTES:
+            return Reply(
+                400,
+                google_error(
+                    400,
+                    f"Request payload size exceeds the limit: {MAX_PUBLISH_REQUEST_BYTES} bytes.",
+                ),
+            )
         try:
-            body = json.loads(request.body)
-        except ValueError:
-            return Reply(400, google_error(400, "Invalid JSON payload received."))
+            body = loads_google(request.body)
+        except ValueError as exc:
+            return Reply(400, google_error(400, f"Invalid JSON payload received. {exc}"))
         problem = publish_problem(body)
         if problem:
             return Reply(400, google_error(400, problem))
@@ -614,9 +643,9 @@ class VertexStandIn(StandIn):
             return Reply(400, google_error(400, f"invalid pipelineJobId {job_ids!r}"))
         job_id = job_ids[0]
         try:
-            body = json.loads(request.body)
-        except ValueError:
-            return Reply(400, google_error(400, "Invalid JSON payload received."))
+            body = loads_google(request.body)
+        except ValueError as exc:
+            return Reply(400, google_error(400, f"Invalid JSON payload received. {exc}"))
         problem = job_problem(body)
         if problem:
             return Reply(400, google_error(400, problem))

@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "function_src"))
 
-from workflow_handler import contract, events
+from workflow_handler import contract, events, wire
 from workflow_handler.settings import CLOUD_PLATFORM_SCOPE, PUBSUB_ENDPOINT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,6 +86,8 @@ def build_event(event_type: str, data: str, correlation_id: str | None) -> event
         raise UsageError(f"--data {_short(data)}: not UTF-8 text; expected a JSON object")
     try:
         payload = events.loads_strict(data)
+    except wire.Untravelable as exc:  # 1e400, NaN, a lone surrogate escape such as \ud800
+        raise UsageError(f"--data {_short(data)}: {exc}") from None
     except ValueError as exc:
         raise UsageError(
             f"--data {_short(data)}: not valid JSON ({exc}); expected a JSON object"
@@ -105,7 +107,7 @@ def build_event(event_type: str, data: str, correlation_id: str | None) -> event
     event = events.validate_event(raw)
     try:
         events.encode_event(event)
-    except UnicodeEncodeError:  # a lone surrogate escape: JSON allows it, UTF-8 cannot
+    except ValueError:  # wire.UnsendableRequest: cannot happen after loads_strict, kept as a net
         raise UsageError(
             f"--data {_short(data)}: contains a lone surrogate escape (like \\ud800), which "
             "UTF-8 cannot encode; expected a JSON object of valid Unicode text"

@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import contract, events, logs
+from . import contract, events, logs, wire
 from .events import Event, PermanentError, PushMessage, Salvage
-from .google_apis import ALREADY_EXISTS, OK, PERMANENT, TRANSIENT, ApiResponse
+from .google_apis import ALREADY_EXISTS, OK, PERMANENT, TRANSIENT, UNSENDABLE, ApiResponse
 from .settings import Route, Settings
 
 ACK = 200  # Pub/Sub acknowledges 102, 200, 201, 202 and 204; we always use 200.
@@ -176,6 +176,7 @@ class WorkflowHandler:
                     f"no route for event type {event.type!r}; routed types: "
                     f"{', '.join(sorted(self.settings.routes))}",
                 )
+            events.check_parameters_fit({**route.parameters, **event.payload})
         except PermanentError as exc:
             return self._dead_letter(exc, salvage, ctx)
         return self._start(message, event, route, salvage, ctx)
@@ -199,6 +200,8 @@ class WorkflowHandler:
                     "pipeline job exists but could not be read; asking Pub/Sub to retry",
                     Reply(RETRY, {"outcome": "retry"}),
                 )
+        elif created.kind == UNSENDABLE:
+            return self._unsendable("Vertex AI", created.detail, salvage, ctx)
         elif created.kind == TRANSIENT:
             ctx.update(error_detail=created.detail)
             return (
@@ -339,9 +342,13 @@ class WorkflowHandler:
     ) -> tuple[str, str, Reply] | None:
         """Publish a follow-up event to the results topic; None when it went out."""
         attributes = events.event_attributes(event, workflow=self.settings.workflow)
-        published = self.apis.publish(
-            self.settings.results_topic, events.encode_event(event), attributes
-        )
+        try:
+            data = events.encode_event(event)
+        except wire.UnsendableRequest as exc:
+            return self._unsendable("Pub/Sub", f"the follow-up event: {exc}", salvage, ctx)
+        published = self.apis.publish(self.settings.results_topic, data, attributes)
+        if published.kind == UNSENDABLE:
+            return self._unsendable("Pub/Sub", published.detail, salvage, ctx)
         if published.kind != OK:
             ctx.update(error_detail=published.detail)
             if published.kind != TRANSIENT:
@@ -418,8 +425,16 @@ class WorkflowHandler:
             ours["source_subscription"] = salvage.subscription
         ours.update(salvage.extra_attributes)
         attributes, dropped = events.dead_letter_attributes(salvage.attributes, ours)
+        data = wire.fit_publish_data(salvage.data, attributes)
+        if len(data) < len(salvage.data):
+            # Too large for one publish request (a body of any size can arrive): keep the head,
+            # and say what the whole was, so that it can be told apart and matched.
+            ours.update(wire.truncation_attributes(salvage.data))
+            attributes, dropped = events.dead_letter_attributes(salvage.attributes, ours)
+            data = wire.fit_publish_data(salvage.data, attributes)
+            ctx.update(dead_letter_truncated_from=len(salvage.data), dead_letter_bytes=len(data))
         ctx.update(error=error.code, error_detail=error.detail, dropped_attributes=dropped or None)
-        result = self.apis.publish(self.settings.dead_letter_topic, salvage.data, attributes)
+        result = self.apis.publish(self.settings.dead_letter_topic, data, attributes)
         if result.kind != OK:
             ctx.update(dead_letter_publish_error=result.detail)
             return (
@@ -433,6 +448,24 @@ class WorkflowHandler:
             "WARNING",
             f"message dead-lettered: {error.code}",
             Reply(ACK, {"outcome": "dead_lettered", "error": error.code}),
+        )
+
+    def _unsendable(
+        self, api: str, detail: str, salvage: Salvage, ctx: _Context
+    ) -> tuple[str, str, Reply]:
+        """Our own request to `api` did not encode: a bug (validation lets no such value in),
+        never an error from Google, and retrying cannot fix it. Dead-lettered, so nothing is
+        lost, with its own code and an ERROR line."""
+        severity, message, reply = self._dead_letter(
+            PermanentError(events.REQUEST_NOT_SERIALIZABLE, detail), salvage, ctx
+        )
+        if reply.status != ACK:
+            return severity, message, reply
+        return (
+            "ERROR",
+            f"bug: the handler could not serialize its own request to {api}; message "
+            f"dead-lettered: {events.REQUEST_NOT_SERIALIZABLE}",
+            reply,
         )
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 # The event type's rule is part of the stack's contract too (routes are keyed by it).
-from . import contract
+from . import contract, wire
 from .contract import EVENT_TYPE_PATTERN, MAX_EVENT_TYPE_LENGTH, is_event_type
 
 # --- The `error` attribute values put on dead-lettered messages (docs/handler.md) -------------
@@ -32,6 +32,10 @@ RESULTS_PUBLISH_REJECTED = "results_publish_rejected"
 BAD_PIPELINE_EVENT = "bad_pipeline_event"
 UNKNOWN_PIPELINE_JOB = "unknown_pipeline_job"
 UNKNOWN_ROUTE = "unknown_route"
+NON_FINITE_NUMBER = wire.NON_FINITE_NUMBER
+UNPAIRED_SURROGATE = wire.UNPAIRED_SURROGATE
+EVENT_TOO_LARGE = wire.EVENT_TOO_LARGE
+REQUEST_NOT_SERIALIZABLE = wire.REQUEST_NOT_SERIALIZABLE
 
 ERROR_CODES = frozenset(
     {
@@ -47,6 +51,10 @@ ERROR_CODES = frozenset(
         BAD_PIPELINE_EVENT,
         UNKNOWN_PIPELINE_JOB,
         UNKNOWN_ROUTE,
+        NON_FINITE_NUMBER,
+        UNPAIRED_SURROGATE,
+        EVENT_TOO_LARGE,
+        REQUEST_NOT_SERIALIZABLE,
     }
 )
 
@@ -86,10 +94,6 @@ class Event:
     """Names the request: two events with the same type and key start one job (per workflow)."""
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -100,36 +104,22 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads_strict(text: str) -> Any:
-    """RFC 8259 JSON: no NaN/Infinity, no duplicate keys, at most MAX_JSON_DEPTH levels of
-    nesting (so that re-encoding it can never hit the recursion limit). Raises ValueError."""
+    """RFC 8259 JSON: no duplicate keys, at most MAX_JSON_DEPTH levels of nesting (so that
+    re-encoding it can never hit the recursion limit), and only values every request can carry:
+    no number outside the double range (`1e400`, `NaN`, `Infinity`) and no lone surrogate
+    escape (wire.check_value). Raises ValueError (wire.Untravelable for the latter two)."""
     try:
         value = json.loads(
-            text, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant
+            text,
+            object_pairs_hook=_object_without_duplicates,
+            parse_float=wire.parse_float,
+            parse_constant=wire.parse_constant,
         )
     except RecursionError:
         raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    if _depth(value) > MAX_JSON_DEPTH:
+    if wire.check_value(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value (iterative: no recursion limit)."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, level)
-        if level > MAX_JSON_DEPTH:
-            break
-        stack.extend((child, level + 1) for child in children)
-    return deepest
 
 
 def validate_event(obj: Any) -> Event:
@@ -183,6 +173,19 @@ def _is_short_text(value: object, longest: int) -> bool:
     return isinstance(value, str) and 1 <= len(value) <= longest and not _CONTROL_RE.search(value)
 
 
+def check_parameters_fit(parameters: dict[str, Any]) -> None:
+    """The job's parameter values (the route's overlaid with the payload) must fit in the
+    follow-up events that carry them. Raises PermanentError(event_too_large)."""
+    size = wire.json_size(parameters)
+    if size > wire.MAX_PARAMETERS_BYTES:
+        raise PermanentError(
+            EVENT_TOO_LARGE,
+            f"payload: got parameter values of {size} bytes as JSON (the route's and the "
+            f"payload's), allowed at most {wire.MAX_PARAMETERS_BYTES}: every follow-up event "
+            "carries them and must fit one 10 MB Pub/Sub publish request",
+        )
+
+
 def is_correlation_id(value: object) -> bool:
     return _is_short_text(value, MAX_CORRELATION_ID_LENGTH)
 
@@ -206,19 +209,22 @@ def decode_json(data: bytes) -> Any:
         ) from None
     try:
         obj = loads_strict(text)
+    except wire.Untravelable as exc:
+        raise PermanentError(exc.code, f"message data: {exc}") from None
     except ValueError as exc:
         raise PermanentError(BAD_JSON, f"message data is not JSON: {exc}") from None
     return obj
 
 
 def encode_event(event: Event) -> bytes:
-    """The canonical wire form of an event (compact, sorted keys, UTF-8)."""
+    """The canonical wire form of an event (compact, sorted keys, UTF-8). Raises
+    wire.UnsendableRequest for a value no request can carry (validation keeps them out)."""
     obj: dict[str, Any] = {"type": event.type, "payload": event.payload}
     if event.correlation_id is not None:
         obj["correlation_id"] = event.correlation_id
     if event.idempotency_key is not None:
         obj["idempotency_key"] = event.idempotency_key
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return wire.encode_request(obj, sort_keys=True)
 
 
 def event_attributes(event: Event, **extra: str) -> dict[str, str]:
@@ -384,6 +390,18 @@ def parse_push_envelope(body: bytes) -> PushMessage:
         not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1
     ):
         raise bad(f"deliveryAttempt must be a positive integer, got {_short(attempt)}")
+    try:  # what the handler copies into its own requests and log lines must travel
+        wire.check_value(
+            {
+                "message": {"messageId": message_id, "attributes": attributes},
+                "subscription": subscription,
+            },
+            MAX_JSON_DEPTH,
+        )
+    except wire.Untravelable as exc:
+        raise EnvelopeError(
+            exc.code, f"push envelope: {exc}", salvage_request(body, envelope)
+        ) from None
     return PushMessage(
         message_id=message_id,
         publish_time=publish_time,

@@ -8,13 +8,13 @@ Every call returns an ApiResponse; nothing here raises for an HTTP or transport 
 
 from __future__ import annotations
 
-import base64
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from . import wire
 from .settings import CLOUD_PLATFORM_SCOPE, Settings
 
 if TYPE_CHECKING:
@@ -24,6 +24,9 @@ OK = "ok"
 ALREADY_EXISTS = "already_exists"
 TRANSIENT = "transient"
 PERMANENT = "permanent"
+UNSENDABLE = "unsendable"
+"""Our own request body could not be encoded, so nothing was sent: a bug, never Google's."""
+NOT_SENT = -1
 
 # Retrying can help: the service is down or busy, the request timed out, or IAM / an API
 # enablement is not (yet) in place — the latter is fixed by an operator, and IAM changes take
@@ -32,7 +35,10 @@ TRANSIENT_STATUSES = frozenset({401, 403, 408, 429, 499})
 
 
 def classify(status: int, google_status: str | None = None) -> str:
-    """HTTP status (0 = no response at all) -> ok / already_exists / transient / permanent."""
+    """HTTP status (0 = no response at all, NOT_SENT = our body did not encode) -> ok /
+    already_exists / transient / permanent / unsendable."""
+    if status == NOT_SENT:
+        return UNSENDABLE
     if 200 <= status < 300:
         return OK
     if status == 409:
@@ -45,7 +51,7 @@ def classify(status: int, google_status: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class ApiResponse:
-    status: int  # 0 when no HTTP response arrived (connection error, timeout, auth failure)
+    status: int  # 0: no HTTP response (connection error, timeout, auth); NOT_SENT: see UNSENDABLE
     body: Any  # parsed JSON body, or None
     detail: str  # one line for logs and the error_detail attribute
 
@@ -100,8 +106,13 @@ class GoogleApis:
         import requests
 
         try:
+            payload = None if body is None else wire.encode_request(body)
+        except wire.UnsendableRequest as exc:
+            return ApiResponse(NOT_SENT, None, f"{method} {url}: not sent: {exc}"[:500])
+        headers = {"Content-Type": "application/json"} if payload is not None else None
+        try:
             response = self._session(anonymous).request(
-                method, url, json=body, timeout=self._timeout
+                method, url, data=payload, headers=headers, timeout=self._timeout
             )
         except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as exc:
             return ApiResponse(0, None, f"{method} {url}: {type(exc).__name__}: {exc}"[:500])
@@ -122,10 +133,8 @@ class GoogleApis:
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> ApiResponse:
         """POST {endpoint}/v1/{topic}:publish with one message."""
         url = f"{self._settings.pubsub_endpoint}/v1/{quote(topic, safe='/')}:publish"
-        message: dict[str, Any] = {"data": base64.b64encode(data).decode("ascii")}
-        if attributes:
-            message["attributes"] = dict(attributes)
-        return self._call("POST", url, self._settings.pubsub_anonymous, {"messages": [message]})
+        body = wire.publish_request(data, attributes)
+        return self._call("POST", url, self._settings.pubsub_anonymous, body)
 
     # --- Vertex AI --------------------------------------------------------------------------
 

@@ -227,7 +227,10 @@ PERMANENT_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "not UTF-8": ("bad_utf8", {"data": b'{"type": "model.train", "payload": {"x": "\xff"}}'}),
     "not JSON": ("bad_json", {"data": b"model.train please"}),
     "empty data": ("bad_json", {"data": b""}),
-    "NaN is not JSON": ("bad_json", {"data": b'{"type":"model.train","payload":{"x":NaN}}'}),
+    "NaN is no number a request can carry": (
+        "non_finite_number",
+        {"data": b'{"type":"model.train","payload":{"x":NaN}}'},
+    ),
     "duplicate keys": ("bad_json", {"data": b'{"type":"model.train","type":"x.y","payload":{}}'}),
     "event is an array": ("schema_violation", {"data": b"[1, 2]"}),
     "missing type": ("schema_violation", {"data": b'{"payload": {}}'}),
