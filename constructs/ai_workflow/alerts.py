@@ -233,12 +233,9 @@ class WorkflowAlerts(Construct):
     ) -> MonitoringAlertPolicyConditions:
         """Failed pushes over all pushes of `subscription` (a DELTA metric: counts per 5-minute
         window, summed over the response classes and codes), above the ratio for 5 minutes."""
-        aggregation = {
-            "alignment_period": PUSH_ERROR_WINDOW,
-            "per_series_aligner": "ALIGN_DELTA",
-            "cross_series_reducer": "REDUCE_SUM",
-            "group_by_fields": ["resource.labels.subscription_id"],
-        }
+        # Numerator and denominator aggregated alike, so the ratio is of matching series.
+        window, aligner, reducer = PUSH_ERROR_WINDOW, "ALIGN_DELTA", "REDUCE_SUM"
+        group_by = ["resource.labels.subscription_id"]
         return MonitoringAlertPolicyConditions(
             display_name=f"{subscription} pushes not acknowledged above {percent}",
             condition_threshold=MonitoringAlertPolicyConditionsConditionThreshold(
@@ -250,11 +247,19 @@ class WorkflowAlerts(Construct):
                 threshold_value=self._props.push_error_ratio,
                 duration=PUSH_ERROR_WINDOW,
                 aggregations=[
-                    MonitoringAlertPolicyConditionsConditionThresholdAggregations(**aggregation)
+                    MonitoringAlertPolicyConditionsConditionThresholdAggregations(
+                        alignment_period=window,
+                        per_series_aligner=aligner,
+                        cross_series_reducer=reducer,
+                        group_by_fields=group_by,
+                    )
                 ],
                 denominator_aggregations=[
                     MonitoringAlertPolicyConditionsConditionThresholdDenominatorAggregations(
-                        **aggregation
+                        alignment_period=window,
+                        per_series_aligner=aligner,
+                        cross_series_reducer=reducer,
+                        group_by_fields=group_by,
                     )
                 ],
             ),
