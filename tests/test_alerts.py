@@ -5,6 +5,7 @@ settings' rules with their exact messages."""
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from typing import Any
 
@@ -310,3 +311,15 @@ def test_alerts_can_be_switched_off_per_workflow() -> None:
     env = parse_environment("dev", "config/dev.toml", with_workflow(alerts=False))
     assert [w.alerts for w in env.workflows] == [False, True, True]
     assert env.alert_notification_channels == ()
+
+
+def test_the_readme_alerts_example_is_valid_settings() -> None:
+    from environments import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Alerts\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    data = copy.deepcopy(DEV) | tomllib.loads(block)
+    env = parse_environment("dev", "config/dev.toml", data)
+    assert env.alert_notification_channels == (PROD_CHANNEL,)
+    assert {w.alert_push_error_ratio for w in env.workflows} == {0.1}
