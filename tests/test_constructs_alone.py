@@ -635,11 +635,13 @@ def test_ai_workflow_alone_in_a_bare_stack(stack: Any) -> None:
     assert publishers == {PRODUCER}
 
 
+ROUTE = RouteConfig(template_uri="https://europe-west4-kfp.pkg.dev/acme/pipelines/t/v1")
+
+
 def test_ai_workflow_alerts_notify_its_channels_or_are_off(stack: Any) -> None:
-    route = RouteConfig(template_uri="https://europe-west4-kfp.pkg.dev/acme/pipelines/t/v1")
-    props = workflow_props(stack, WorkflowConfig(name="train", routes={"model.train": route}))
+    props = workflow_props(stack, WorkflowConfig(name="train", routes={"model.train": ROUTE}))
     AiWorkflow(stack, "train", replace(props, notification_channels=(CHANNEL,)))
-    quiet = WorkflowConfig(name="score", routes={"model.score": route}, alerts=False)
+    quiet = WorkflowConfig(name="score", routes={"model.score": ROUTE}, alerts=False)
     AiWorkflow(stack, "score", replace(props, workflow=quiet))
     out = synth(stack)
     assert "score_function" in resources(out, "google_cloudfunctions2_function")
@@ -653,8 +655,7 @@ def test_ai_workflow_alerts_notify_its_channels_or_are_off(stack: Any) -> None:
 
 
 def test_ai_workflow_refuses_a_bad_channel_before_creating_anything(stack: Any) -> None:
-    route = RouteConfig(template_uri="https://europe-west4-kfp.pkg.dev/acme/pipelines/t/v1")
-    props = workflow_props(stack, WorkflowConfig(name="train", routes={"model.train": route}))
+    props = workflow_props(stack, WorkflowConfig(name="train", routes={"model.train": ROUTE}))
     with pytest.raises(ConfigError) as caught:
         AiWorkflow(stack, "train", replace(props, notification_channels=("ops@acme.com",)))
     assert caught.value.problems == [
