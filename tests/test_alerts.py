@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
-from environments import FIXTURE_CONFIG_DIR
+from environments import FIXTURE_CONFIG_DIR, ROOT
 from stack_helpers import resources
 
 from ai_workflow import ConfigError
@@ -314,8 +317,6 @@ def test_alerts_can_be_switched_off_per_workflow() -> None:
 
 
 def test_the_readme_alerts_example_is_valid_settings() -> None:
-    from environments import ROOT
-
     readme = (ROOT / "README.md").read_text()
     section = readme.split("\n## Alerts\n", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```toml\n(.*?)```", section, re.S)
@@ -323,3 +324,37 @@ def test_the_readme_alerts_example_is_valid_settings() -> None:
     env = parse_environment("dev", "config/dev.toml", data)
     assert env.alert_notification_channels == (PROD_CHANNEL,)
     assert {w.alert_push_error_ratio for w in env.workflows} == {0.1}
+
+
+def test_a_bad_alert_setting_is_one_line_exit_2_and_keeps_the_output(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    text = (FIXTURE_CONFIG_DIR / "dev.toml").read_text()
+    text = text.replace("max_instances = 3", "max_instances = 3\nalert_push_error_ratio = 5")
+    (config / "dev.toml").write_text('alert_notification_channels = ["ops@acme.com"]\n' + text)
+    stack = tmp_path / "cdktf.out" / "stacks" / "dev" / "cdk.tf.json"
+    stack.parent.mkdir(parents=True)
+    stack.write_text('{"previous": true}')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "--config-dir",
+            str(config),
+            "--outdir",
+            str(tmp_path / "cdktf.out"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    shown = (config / "dev.toml").as_posix()
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"error: {shown}: alert_notification_channels[0]: got 'ops@acme.com', allowed "
+        "projects/<project>/notificationChannels/<id>",
+        f"error: {shown}: workflow_defaults.alert_push_error_ratio: got 5, allowed a number "
+        "greater than 0 and less than 1",
+    ]
+    assert stack.read_text() == '{"previous": true}'
