@@ -178,6 +178,57 @@ def test_prod_notifies_its_channel_with_thresholds_from_the_settings(prod: dict)
         assert ages == {6200}
 
 
+# Cloud Monitoring's metric list: each metric's kind, and the aligners valid for a kind.
+METRIC_KINDS = {
+    "num_undelivered_messages": "GAUGE",
+    "oldest_unacked_message_age": "GAUGE",
+    "push_request_count": "DELTA",
+}
+ALIGNERS = {
+    "GAUGE": {"ALIGN_MAX", "ALIGN_MIN", "ALIGN_MEAN", "ALIGN_NEXT_OLDER"},
+    "DELTA": {"ALIGN_DELTA", "ALIGN_RATE", "ALIGN_SUM"},
+}
+FILTER = re.compile(
+    r'^resource\.type = "pubsub_subscription" AND resource\.labels\.subscription_id = '
+    r'"(?P<subscription>[a-z0-9-]+)" AND metric\.type = '
+    r'"pubsub\.googleapis\.com/subscription/(?P<metric>[a-z_]+)"(?P<rest>.*)$'
+)
+
+
+def seconds(duration: str) -> int:
+    assert re.fullmatch(r"[0-9]+s", duration), duration
+    return int(duration[:-1])
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_every_condition_is_valid_for_its_metrics_kind(
+    env: str, stacks: dict[str, dict[str, Any]]
+) -> None:
+    stack = stacks[env]
+    subscriptions = {b["name"] for b in resources(stack, "google_pubsub_subscription").values()}
+    display_names = [body["display_name"] for body in policies(stack).values()]
+    assert len(set(display_names)) == len(display_names)
+    for name, body in policies(stack).items():
+        assert seconds(body["alert_strategy"]["auto_close"]) >= 1800, name  # Monitoring's minimum
+        for condition in thresholds(body):
+            found = FILTER.fullmatch(condition["filter"])
+            assert found, condition["filter"]
+            assert found["subscription"] in subscriptions, name  # watches a real subscription
+            kind = METRIC_KINDS[found["metric"]]
+            # Pub/Sub samples once a minute: periods and durations in whole minutes.
+            assert seconds(condition["duration"]) % 60 == 0, name
+            for aggregation in condition["aggregations"]:
+                assert aggregation["per_series_aligner"] in ALIGNERS[kind], name
+                assert seconds(aggregation["alignment_period"]) % 60 == 0, name
+            if "denominator_filter" in condition:
+                # A ratio: the same series on both sides, the numerator a subset.
+                assert condition["filter"] == condition["denominator_filter"] + found["rest"]
+                assert condition["denominator_aggregations"] == condition["aggregations"]
+                assert 0 < condition["threshold_value"] < 1
+            else:
+                assert found["rest"] == ""
+
+
 def test_the_monitoring_api_is_enabled_only_when_a_workflow_alerts() -> None:
     from ai_workflow_app.stack import required_apis
 
