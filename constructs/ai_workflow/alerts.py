@@ -1,14 +1,15 @@
 """Cloud Monitoring alert policies for one workflow: what an operator must hear about.
 
-Three policies, each with a runbook in its documentation:
+Three policies (Terraform addresses `<wf>_<kind>_alert`), each with a runbook in its
+documentation:
 
-    <wf> dead letters         the dead-letter pull subscription's backlog
-                              (subscription/num_undelivered_messages) is above 0
-    <wf> oldest unacked age   a push subscription's oldest unacked message
-                              (subscription/oldest_unacked_message_age) is older than a threshold
-    <wf> push errors          the share of a push subscription's pushes not answered with an
-                              ack (subscription/push_request_count, response_class != "ack")
-                              is above a ratio over 5 minutes
+    dead_letters          "<wf>: messages on the dead-letter topic": the dead-letter pull
+                          subscription's backlog (subscription/num_undelivered_messages) > 0
+    oldest_unacked_age    "<wf>: push backlog older than N s": a push subscription's oldest
+                          unacked message (subscription/oldest_unacked_message_age) > N s
+    push_errors           "<wf>: more than N% of pushes fail": pushes not answered with an
+                          ack (subscription/push_request_count, response_class != "ack") over
+                          all pushes, above the ratio over 5 minutes, for 5 minutes
 
 Why the dead-letter pull subscription's backlog and not `subscription/dead_letter_message_count`:
 that metric counts only what Pub/Sub forwards after the last delivery attempt, on the source
@@ -109,7 +110,7 @@ class WorkflowAlertsProps:
     the console only)."""
     replay_command: str | None = None
     """The command that replays the dead letters, quoted in the dead-letter runbook. Default:
-    none (the runbook names the pull subscription only)."""
+    none (the runbook says to publish them again by hand)."""
     labels: dict[str, str] = field(default_factory=dict)
     """User labels on each policy."""
     depends_on: Sequence[ITerraformDependable] = ()
