@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from stack_helpers import ref, resources
 
+from ai_workflow.alerts import WorkflowAlerts, WorkflowAlertsProps
 from ai_workflow.bucket import HardenedBucket, HardenedBucketProps
 from ai_workflow.compat import cdk
 from ai_workflow.dead_letter import DeadLetterQueue, DeadLetterQueueProps
@@ -510,6 +512,78 @@ def test_pipeline_events_props_are_validated(stack: Any) -> None:
     ]
 
 
+# --- WorkflowAlerts ------------------------------------------------------------------------
+
+CHANNEL = "projects/acme-ops/notificationChannels/42"
+
+
+def test_workflow_alerts_alone_watch_the_named_subscriptions(stack: Any) -> None:
+    alerts = WorkflowAlerts(
+        stack,
+        "alerts",
+        WorkflowAlertsProps(
+            name="orders",
+            project_id="acme",
+            push_subscriptions=("orders-push",),
+            dead_letter_subscription="orders-dlq",
+            oldest_unacked_age_seconds=900,
+            push_error_ratio=0.25,
+            notification_channels=(CHANNEL,),
+            labels={"team": "ml"},
+        ),
+    )
+    out = synth(stack)
+    policies = resources(out, "google_monitoring_alert_policy")
+    assert set(policies) == {
+        "orders_dead_letters_alert",
+        "orders_oldest_unacked_age_alert",
+        "orders_push_errors_alert",
+    }
+    assert alerts.push_errors.node.scope is alerts
+    for body in policies.values():
+        assert body["notification_channels"] == [CHANNEL]
+        assert body["user_labels"] == {"team": "ml"}
+        assert "depends_on" not in body
+    (dead,) = policies["orders_dead_letters_alert"]["conditions"]
+    assert 'resource.labels.subscription_id = "orders-dlq"' in dead["condition_threshold"]["filter"]
+    (age,) = policies["orders_oldest_unacked_age_alert"]["conditions"]
+    assert age["condition_threshold"]["threshold_value"] == 900
+    (push,) = policies["orders_push_errors_alert"]["conditions"]
+    assert push["condition_threshold"]["threshold_value"] == 0.25
+    assert push["display_name"] == "orders-push pushes not acknowledged above 25%"
+    # Without a replay command the runbook says what to do by hand.
+    content = policies["orders_dead_letters_alert"]["documentation"]["content"]
+    assert "publish them again to the topic they came from" in content
+    assert "make replay-dead-letters" not in content
+
+
+def test_workflow_alerts_props_are_validated(stack: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        WorkflowAlerts(
+            stack,
+            "alerts",
+            WorkflowAlertsProps(
+                name="orders",
+                project_id="acme",
+                push_subscriptions=(),
+                dead_letter_subscription="x",
+                oldest_unacked_age_seconds=10,
+                push_error_ratio=1,
+                notification_channels=("channel-42",),
+            ),
+        )
+    assert caught.value.problems == [
+        "push_subscriptions: got none, allowed at least one subscription name",
+        "dead_letter_subscription: got 'x', allowed 3..255 characters of letters, digits and "
+        "-_.~+%, starting with a letter",
+        "oldest_unacked_age_seconds: got 10, allowed 60..604799",
+        "push_error_ratio: got 1, allowed a number greater than 0 and less than 1",
+        "notification_channels[0]: got 'channel-42', allowed "
+        "projects/<project>/notificationChannels/<id>",
+    ]
+    assert resources(synth(stack), "google_monitoring_alert_policy") == {}
+
+
 # --- AiWorkflow ----------------------------------------------------------------------------
 
 
@@ -559,6 +633,36 @@ def test_ai_workflow_alone_in_a_bare_stack(stack: Any) -> None:
         if body["topic"] == ref("google_pubsub_topic", "train_trigger_topic", "name")
     }
     assert publishers == {PRODUCER}
+
+
+ROUTE = RouteConfig(template_uri="https://europe-west4-kfp.pkg.dev/acme/pipelines/t/v1")
+
+
+def test_ai_workflow_alerts_notify_its_channels_or_are_off(stack: Any) -> None:
+    props = workflow_props(stack, WorkflowConfig(name="train", routes={"model.train": ROUTE}))
+    AiWorkflow(stack, "train", replace(props, notification_channels=(CHANNEL,)))
+    quiet = WorkflowConfig(name="score", routes={"model.score": ROUTE}, alerts=False)
+    AiWorkflow(stack, "score", replace(props, workflow=quiet))
+    out = synth(stack)
+    assert "score_function" in resources(out, "google_cloudfunctions2_function")
+    policies = resources(out, "google_monitoring_alert_policy")
+    assert set(policies) == {
+        "train_dead_letters_alert",
+        "train_oldest_unacked_age_alert",
+        "train_push_errors_alert",
+    }
+    assert {tuple(body["notification_channels"]) for body in policies.values()} == {(CHANNEL,)}
+
+
+def test_ai_workflow_refuses_a_bad_channel_before_creating_anything(stack: Any) -> None:
+    props = workflow_props(stack, WorkflowConfig(name="train", routes={"model.train": ROUTE}))
+    with pytest.raises(ConfigError) as caught:
+        AiWorkflow(stack, "train", replace(props, notification_channels=("ops@acme.com",)))
+    assert caught.value.problems == [
+        "workflows.train.notification_channels[0]: got 'ops@acme.com', allowed "
+        "projects/<project>/notificationChannels/<id>"
+    ]
+    assert resources(synth(stack), "google_pubsub_topic") == {}
 
 
 def test_ai_workflow_props_are_validated(stack: Any) -> None:

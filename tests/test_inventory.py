@@ -20,6 +20,8 @@ PER_WORKFLOW = {
     "google_project_iam_member": 3,
     "google_artifact_registry_repository_iam_member": 1,
     "google_storage_bucket_iam_member": 2,
+    # dead letters, oldest unacked age, push errors (ai_workflow/alerts.py)
+    "google_monitoring_alert_policy": 3,
 }
 
 
@@ -46,8 +48,8 @@ def expected(workflows: int, own_triggers: int, publishers: int, extra: dict[str
 
 
 def test_dev_inventory(dev: dict) -> None:
-    assert counts(dev) == expected(3, 1, 1, {"google_project_service": 9})
-    assert sum(counts(dev).values()) == 96
+    assert counts(dev) == expected(3, 1, 1, {"google_project_service": 10})
+    assert sum(counts(dev).values()) == 106
 
 
 def test_prod_inventory(prod: dict) -> None:
@@ -56,19 +58,19 @@ def test_prod_inventory(prod: dict) -> None:
         1,
         1,
         {
-            "google_project_service": 11,
+            "google_project_service": 12,
             "google_kms_crypto_key_iam_member": 1,
             "google_secret_manager_secret_iam_member": 1,
         },
     )
-    assert sum(counts(prod).values()) == 100
+    assert sum(counts(prod).values()) == 110
 
 
 def test_a_stack_of_100_chained_workflows_synthesizes(scale_outdir: Path) -> None:
     stack = json.loads((scale_outdir / "stacks" / "scale" / "cdk.tf.json").read_text())
     size = SCALE_WORKFLOWS
-    assert counts(stack) == expected(size, size // 5, 0, {"google_project_service": 9})
-    assert sum(counts(stack).values()) == 2733
+    assert counts(stack) == expected(size, size // 5, 0, {"google_project_service": 10})
+    assert sum(counts(stack).values()) == 3034
     # 100 log sinks: within Cloud Logging's 200 per project (a quota; _Default and _Required
     # count too), see ai_workflow/pipeline_events.py.
     assert len(stack["resource"]["google_logging_project_sink"]) == size

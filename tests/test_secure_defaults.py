@@ -224,6 +224,7 @@ def test_required_apis_are_enabled_and_survive_destroy(dev: dict, prod: dict) ->
         "run",
         "storage",
         "aiplatform",
+        "monitoring",  # the workflows' alert policies
     }
     for stack, extra in ((dev, set()), (prod, {"cloudkms", "secretmanager"})):
         services = resources(stack, "google_project_service")

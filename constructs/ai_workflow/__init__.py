@@ -10,6 +10,7 @@ source_bundle) import without it. The constructs:
     dead_letter.DeadLetterQueue      dead-letter topic + pull subscription + agent grant
     handler_function.HandlerFunction gen2 function, runtime/build identities, grant_invoke
     push_subscription.PushSubscription  OIDC push, retry, dead-lettering
+    alerts.WorkflowAlerts            alert policies: dead letters, backlog age, push errors
     workflow.AiWorkflow              all of the above for one workflow
 
 Settings files, stack assembly and synth are the app layer (`ai_workflow_app`); the synth

@@ -42,6 +42,7 @@ ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 SUPPORTED_RUNTIMES = ("python312", "python313")
 VPC_EGRESS = ("PRIVATE_RANGES_ONLY", "ALL_TRAFFIC")
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
+NOTIFICATION_CHANNEL = re.compile(r"^projects/[^/\s]+/notificationChannels/[0-9]+$")
 
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -84,6 +85,46 @@ def integer_in_range(field: str, value: Any, low: int, high: int) -> Problems:
     if not low <= value <= high:
         return [f"{field}: got {value}, allowed {low}..{high}"]
     return []
+
+
+def boolean(field: str, value: Any) -> Problems:
+    if is_token(value) or isinstance(value, bool):
+        return []
+    return [f"{field}: got {value!r}, allowed true or false"]
+
+
+def fraction(field: str, value: Any) -> Problems:
+    """A ratio strictly between 0 and 1 (0.05 is 5%)."""
+    if is_token(value):
+        return []
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        return [f"{field}: got {value!r}, allowed a number greater than 0 and less than 1"]
+    return []
+
+
+def notification_channels(field: str, value: Any) -> Problems:
+    """Cloud Monitoring notification channel names, each once."""
+    if not isinstance(value, list | tuple):
+        return [
+            f"{field}: got {value!r}, allowed a list of "
+            "projects/<project>/notificationChannels/<id>"
+        ]
+    problems: Problems = []
+    seen: dict[str, int] = {}
+    for i, channel in enumerate(value):
+        at = f"{field}[{i}]"
+        if isinstance(channel, str) and channel in seen:
+            problems.append(
+                f"{at}: got {channel!r}, allowed each channel once ({field}[{seen[channel]}] "
+                "already names it)"
+            )
+            continue
+        problems += matches(
+            at, channel, NOTIFICATION_CHANNEL, "projects/<project>/notificationChannels/<id>"
+        )
+        if isinstance(channel, str):
+            seen[channel] = i
+    return problems
 
 
 def delivery(

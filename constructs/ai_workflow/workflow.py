@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from constructs import Construct
 
 from . import rules
+from .alerts import WorkflowAlerts, WorkflowAlertsProps
 from .bucket import HardenedBucket
 from .compat import cdk, provider
 from .dead_letter import DeadLetterQueue, DeadLetterQueueProps
@@ -70,6 +71,14 @@ class AiWorkflowProps:
     """What topics must wait for (enabled APIs, the KMS grant). Default: nothing."""
     function_dependencies: Sequence[ITerraformDependable] = ()
     """What the function must wait for (enabled APIs). Default: nothing."""
+    notification_channels: Sequence[str] = ()
+    """Cloud Monitoring channels (`projects/<p>/notificationChannels/<id>`) the workflow's
+    alerts notify. Default: none (incidents show in the console only)."""
+    dead_letter_replay_command: str | None = None
+    """How an operator replays this workflow's dead letters, quoted in the dead-letter
+    alert's runbook. Default: none."""
+    alert_dependencies: Sequence[ITerraformDependable] = ()
+    """What the alert policies must wait for (the Monitoring API). Default: nothing."""
 
 
 class AiWorkflow(Construct):
@@ -82,6 +91,9 @@ class AiWorkflow(Construct):
             problems += rules.matches(at, event_type, rules.EVENT_TYPE, "an event type")
             if event_type in config.routes:
                 problems.append(f"{at}: got {event_type!r}, allowed a type without a route")
+        problems += rules.notification_channels(
+            f"workflows.{config.name}.notification_channels", platform.notification_channels
+        )
         if problems:
             raise ConfigError(problems)
         names = self.names = WorkflowNames(config.name)
@@ -229,6 +241,29 @@ class AiWorkflow(Construct):
                 kms_key_name=platform.kms_key_name,
                 depends_on=platform.topic_dependencies,
             ),
+        )
+        self.alerts = (
+            WorkflowAlerts(
+                self,
+                "alerts",
+                WorkflowAlertsProps(
+                    name=config.name,
+                    project_id=platform.project_id,
+                    push_subscriptions=(
+                        names.push_subscription,
+                        names.pipeline_events_subscription,
+                    ),
+                    dead_letter_subscription=names.dead_letter_subscription,
+                    oldest_unacked_age_seconds=config.oldest_unacked_age_alert_seconds,
+                    push_error_ratio=config.alert_push_error_ratio,
+                    notification_channels=platform.notification_channels,
+                    replay_command=platform.dead_letter_replay_command,
+                    labels=labels,
+                    depends_on=platform.alert_dependencies,
+                ),
+            )
+            if config.alerts
+            else None
         )
         self._outputs(config.name)
 

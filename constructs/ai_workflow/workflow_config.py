@@ -19,6 +19,7 @@ from .naming import member_id
 # The handler applies the same defaults when a value is missing: they are its contract's
 # (function_src/workflow_handler/contract.py), and so is the day they count in.
 DAY_SECONDS = contract.DAY_SECONDS
+HOUR_SECONDS = 3600
 DEFAULT_ON_SUCCESS = contract.DEFAULT_ON_SUCCESS
 DEFAULT_ON_FAILURE = contract.DEFAULT_ON_FAILURE
 
@@ -94,6 +95,41 @@ class WorkflowSettings:
     """PRIVATE_RANGES_ONLY or ALL_TRAFFIC; only used with vpc_connector."""
     labels: dict[str, str] = field(default_factory=dict)
     """Extra labels on this workflow's resources, merged over the environment's labels."""
+    alerts: bool = True
+    """Cloud Monitoring alert policies for this workflow (see alerts.py). Default: on."""
+    alert_oldest_unacked_age_seconds: int | None = None
+    """Alert when a push subscription's oldest unacked message is older than this, 60 s up
+    to less than the subscriptions' retention. Default: derived, see
+    `oldest_unacked_age_alert_seconds`."""
+    alert_push_error_ratio: float = 0.05
+    """Alert when more than this share of pushes fail (0 < ratio < 1) over 5 minutes.
+    Default 0.05 (5%)."""
+
+    @property
+    def subscription_retention_seconds(self) -> int:
+        """How long the push subscriptions keep an unacked message: the topics' retention,
+        at most the 7 days a subscription allows."""
+        return min(self.message_retention_seconds, 7 * DAY_SECONDS)
+
+    @property
+    def longest_retry_seconds(self) -> int:
+        """An upper bound on how long a message that keeps failing is retried before it is
+        dead-lettered: every attempt waits up to the ack deadline, then up to the maximum
+        backoff."""
+        return self.max_delivery_attempts * (
+            self.ack_deadline_seconds + self.max_retry_backoff_seconds
+        )
+
+    @property
+    def oldest_unacked_age_alert_seconds(self) -> int:
+        """The oldest-unacked-message age that alerts: the set value, else one hour or the
+        longest retry if that is longer (older is beyond retrying: delivery is stuck), but
+        at most half the retention (time to act before messages expire)."""
+        if self.alert_oldest_unacked_age_seconds is not None:
+            return self.alert_oldest_unacked_age_seconds
+        return min(
+            max(HOUR_SECONDS, self.longest_retry_seconds), self.subscription_retention_seconds // 2
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,9 +177,10 @@ def settings_problems(where: str, s: WorkflowSettings) -> list[str]:
         s.max_retry_backoff_seconds,
         s.max_delivery_attempts,
     )
-    p += rules.integer_in_range(
+    retention = rules.integer_in_range(
         f"{where}message_retention_seconds", s.message_retention_seconds, 600, 31 * DAY_SECONDS
     )
+    p += retention
     p += rules.integer_in_range(
         f"{where}dead_letter_retention_seconds",
         s.dead_letter_retention_seconds,
@@ -173,6 +210,28 @@ def settings_problems(where: str, s: WorkflowSettings) -> list[str]:
         p.append(f"{where}vpc_connector: got {s.vpc_connector!r}, allowed a connector id")
     p += rules.one_of(f"{where}vpc_egress", s.vpc_egress, rules.VPC_EGRESS)
     p += rules.labels(f"{where}labels", s.labels)
+    p += alert_problems(where, s, retention_problems=retention)
+    return p
+
+
+def alert_problems(where: str, s: WorkflowSettings, retention_problems: list[str]) -> list[str]:
+    """The alert settings: a switch, an age of at least a minute and less than the
+    subscriptions' retention (7 days while the retention itself is not valid), a ratio
+    between 0 and 1."""
+    p = rules.boolean(f"{where}alerts", s.alerts)
+    if s.alert_oldest_unacked_age_seconds is not None:
+        known = not retention_problems and not rules.is_token(s.message_retention_seconds)
+        retention = s.subscription_retention_seconds if known else 7 * DAY_SECONDS
+        p += [
+            f"{problem} (less than the subscriptions' message retention, {retention} s)"
+            for problem in rules.integer_in_range(
+                f"{where}alert_oldest_unacked_age_seconds",
+                s.alert_oldest_unacked_age_seconds,
+                60,
+                retention - 1,
+            )
+        ]
+    p += rules.fraction(f"{where}alert_push_error_ratio", s.alert_push_error_ratio)
     return p
 
 

@@ -76,6 +76,9 @@ class EnvironmentConfig:
     state_path: str | None = None
     """Local backend state file, relative to the project root.
     Default: terraform.<env>.tfstate."""
+    alert_notification_channels: tuple[str, ...] = ()
+    """Cloud Monitoring notification channels (`projects/<p>/notificationChannels/<id>`)
+    every workflow's alerts notify. Default: none (incidents show in the console only)."""
     notices: tuple[str, ...] = ()
     """Warnings about the settings file that do not stop the synth (a deprecated key), one
     line each, naming the file and key. Not a setting."""
@@ -305,6 +308,11 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
             f"state_path: got {data['state_path']!r}, allowed a path relative to the project root"
         )
 
+    if "alert_notification_channels" in data:
+        problems += rules.notification_channels(
+            "alert_notification_channels", data["alert_notification_channels"]
+        )
+
     defaults = data.get("workflow_defaults", {})
     problems += _expect_table("workflow_defaults", defaults)
     if isinstance(defaults, dict):
@@ -339,7 +347,8 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
             source_file=source_file,
             workflows=tuple(workflows),
             notices=tuple(f"{source_file}: {notice}" for notice in notices),
-            **{k: v for k, v in data.items() if k not in {"workflows", "workflow_defaults"}},
+            **{k: v for k, v in data.items() if k not in {"workflows", "workflow_defaults"}}
+            | {"alert_notification_channels": tuple(data.get("alert_notification_channels", []))},
         )
         problems += rules.bucket_name("project_id (source bucket name)", env.source_bucket_name)
         problems += rules.bucket_name(

@@ -33,6 +33,7 @@ REQUIRED_APIS = (
     "storage.googleapis.com",
     "aiplatform.googleapis.com",
 )
+MONITORING_API = "monitoring.googleapis.com"
 ASSET_DIR = "assets"
 DOCKER_REPOSITORY = "ai-workflow-functions"
 
@@ -43,6 +44,8 @@ def required_apis(env: EnvironmentConfig) -> list[str]:
         apis.add("cloudkms.googleapis.com")
     if any(w.secret_env for w in env.workflows):
         apis.add("secretmanager.googleapis.com")
+    if any(w.alerts for w in env.workflows):
+        apis.add(MONITORING_API)
     return sorted(apis)
 
 
@@ -79,6 +82,7 @@ class AiWorkflowStack(TerraformStack):
         LocalBackend(self, path=f"../../../{env.state_path or f'terraform.{env.name}.tfstate'}")
 
         services = []
+        alert_dependencies = []
         for api in required_apis(env):
             service = ProjectService(
                 self,
@@ -89,6 +93,8 @@ class AiWorkflowStack(TerraformStack):
             )
             service.override_logical_id(f"api_{api.split('.')[0]}")
             services.append(service)
+            if api == MONITORING_API:
+                alert_dependencies.append(service)
         project = DataGoogleProject(self, "project", project_id=env.project_id)
         agent = f"serviceAccount:service-{project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
@@ -170,6 +176,11 @@ class AiWorkflowStack(TerraformStack):
                     ignored_event_types=env.ignored_event_types(workflow.name),
                     topic_dependencies=tuple(topic_dependencies),
                     function_dependencies=tuple(services),
+                    notification_channels=env.alert_notification_channels,
+                    dead_letter_replay_command=(
+                        f"make replay-dead-letters ENV={env.name} WORKFLOW={workflow.name}"
+                    ),
+                    alert_dependencies=tuple(alert_dependencies),
                 ),
             )
 
