@@ -48,7 +48,7 @@ from ai_workflow import compat
 from ai_workflow.source_bundle import SourceBundle, build_source_bundle
 
 from .config import EnvironmentConfig
-from .hcl import JSON_STACK_FILE, STACK_FILES, stack_file, unquote_depends_on
+from .hcl import JSON_STACK_FILE, STACK_FILES, as_terraform_hcl, stack_file
 
 CARRIED_OVER = (".terraform", ".terraform.lock.hcl")
 MANIFEST = "manifest.json"
@@ -77,12 +77,19 @@ class Written:
     removed: list[str] = field(default_factory=list)
 
 
-def synth_app(envs: Sequence[EnvironmentConfig], bundle: SourceBundle, outdir: Path) -> str:
+def synth_app(
+    envs: Sequence[EnvironmentConfig],
+    bundle: SourceBundle,
+    outdir: Path,
+    *,
+    hcl_output: bool | None = None,
+) -> str:
     """Synthesize `envs` into `outdir` (which must be new or empty). Returns the stack file
-    name: cdk.tf.json, or cdk.tf when the CLI asked for HCL (`cdktf synth --hcl`)."""
+    name: cdk.tf.json, or cdk.tf for HCL: `hcl_output=True`, or by default when the CLI asks
+    for it (`cdktf synth --hcl` sets SYNTH_HCL_OUTPUT=true, which wins over `hcl_output`)."""
     from .stack import ASSET_DIR, AiWorkflowStack
 
-    app = compat.cdk.App(outdir=str(outdir))
+    app = compat.cdk.App(outdir=str(outdir), hcl_output=hcl_output)
     for env in envs:
         AiWorkflowStack(app, env, bundle)
     app.synth()
@@ -91,7 +98,7 @@ def synth_app(envs: Sequence[EnvironmentConfig], bundle: SourceBundle, outdir: P
         stack_dir = outdir / "stacks" / env.name
         if app.hcl_output:
             hcl = stack_dir / name
-            hcl.write_text(unquote_depends_on(hcl.read_text(encoding="utf-8")), encoding="utf-8")
+            hcl.write_text(as_terraform_hcl(hcl.read_text(encoding="utf-8")), encoding="utf-8")
         asset_dir = stack_dir / ASSET_DIR
         asset_dir.mkdir(parents=True, exist_ok=True)
         (asset_dir / bundle.file_name).write_bytes(bundle.data)
