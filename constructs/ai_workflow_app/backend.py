@@ -22,11 +22,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from constructs import Construct
+from typing import TYPE_CHECKING, Any
 
 from ai_workflow import compat, rules
+
+if TYPE_CHECKING:
+    from constructs import Construct
 
 KINDS = ("local", "gcs", "cloud")
 # Terraform's own prefix handling (leading "/" dropped, trailing "/" added) is not relied on:

@@ -77,19 +77,14 @@ class Written:
     removed: list[str] = field(default_factory=list)
 
 
-def synth_app(
-    envs: Sequence[EnvironmentConfig],
-    bundle: SourceBundle,
-    outdir: Path,
-    *,
-    hcl_output: bool | None = None,
-) -> str:
+def synth_app(envs: Sequence[EnvironmentConfig], bundle: SourceBundle, outdir: Path) -> str:
     """Synthesize `envs` into `outdir` (which must be new or empty). Returns the stack file
-    name: cdk.tf.json, or cdk.tf for HCL: `hcl_output=True`, or by default when the CLI asks
-    for it (`cdktf synth --hcl` sets SYNTH_HCL_OUTPUT=true, which wins over `hcl_output`)."""
+    name: cdk.tf.json, or cdk.tf when the CLI asks for HCL (`cdktf synth --hcl` sets
+    SYNTH_HCL_OUTPUT=true; each stack reads that variable itself, so App's `hcl_output`
+    setting alone would write JSON into cdk.tf)."""
     from .stack import ASSET_DIR, AiWorkflowStack
 
-    app = compat.cdk.App(outdir=str(outdir), hcl_output=hcl_output)
+    app = compat.cdk.App(outdir=str(outdir))
     for env in envs:
         AiWorkflowStack(app, env, bundle)
     app.synth()

@@ -1,0 +1,301 @@
+"""[backend]: the settings (exact one-line problems), the block each kind writes into the
+JSON and the HCL, and Terraform's own verdict on each kind's block, offline.
+
+Stacks of every kind are synthesized once, in-process, from the test-owned dev settings with
+a `[backend]` table each (and the test-owned prod, which uses gcs). What the deploy scope
+reads from the JSON is exactly cdktf's shape:
+
+- local: terraform.backend.local.path
+- gcs:   terraform.backend.gcs.{bucket, prefix}
+- cloud: terraform.cloud.{organization, hostname?, workspaces.{name | tags, project?}}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backend_cases import BACKENDS, EXPECTED_BLOCKS, environment
+from environments import FIXTURE_CONFIG_DIR, SOURCE_DIR
+from hcl_helpers import as_stack_shape, parse_hcl
+from node_helpers import needs_node
+
+from ai_workflow import ConfigError
+from ai_workflow_app.backend import (
+    CloudBackendSettings,
+    GcsBackendSettings,
+    LocalBackendSettings,
+)
+
+
+def problems(backend: Any, **top: Any) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        environment("dev", backend, **top)
+    return caught.value.problems
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+def test_each_kind_parses_into_its_settings() -> None:
+    assert environment("dev", None).state_backend == LocalBackendSettings(
+        path="terraform.dev.tfstate"
+    )
+    assert environment("dev", {"kind": "local"}).state_backend == LocalBackendSettings(
+        path="terraform.dev.tfstate"
+    )
+    assert environment("gcs-default", BACKENDS["gcs-default"]).state_backend == (
+        GcsBackendSettings(bucket="acme-ai-tfstate", prefix="gcs-default")
+    )
+    assert environment("cloud-tagged", BACKENDS["cloud-tagged"]).state_backend == (
+        CloudBackendSettings(
+            organization="acme", workspace_tags=("ai-workflows", "env:cloud-tagged")
+        )
+    )
+
+
+def test_state_path_still_works_with_a_notice() -> None:
+    env = environment("dev", None, state_path="state/dev.tfstate")
+    assert env.state_backend == LocalBackendSettings(path="state/dev.tfstate")
+    assert env.notices == (
+        'config/dev.toml: state_path: moved to [backend] as path (write [backend] kind = "local", '
+        'path = "state/dev.tfstate")',
+    )
+    assert environment("dev", {"kind": "local", "path": "x.tfstate"}).notices == ()
+
+
+@pytest.mark.parametrize(
+    ("backend", "top", "expected"),
+    [
+        ({"kind": "gsc"}, {}, ["backend.kind: got 'gsc', allowed local, gcs or cloud"]),
+        ({"bucket": "b"}, {}, ["backend.kind: missing, allowed local, gcs or cloud"]),
+        ("gcs", {}, ["backend: got 'gcs', allowed a table with kind = local, gcs or cloud"]),
+        (
+            {"kind": "local", "path": "/var/state.tfstate", "bucket": "b"},
+            {},
+            [
+                "backend.bucket: unknown key, allowed kind, path",
+                "backend.path: got '/var/state.tfstate', allowed a path relative to the project "
+                "root",
+            ],
+        ),
+        (
+            {"kind": "local", "path": ""},
+            {},
+            ["backend.path: got '', allowed a path relative to the project root"],
+        ),
+        (
+            {"kind": "local", "path": 3},
+            {},
+            ["backend.path: got 3, allowed a path relative to the project root"],
+        ),
+        (
+            None,
+            {"state_path": "/abs/state"},
+            ["state_path: got '/abs/state', allowed a path relative to the project root"],
+        ),
+        (
+            {"kind": "local"},
+            {"state_path": "x.tfstate"},
+            [
+                "state_path: got 'x.tfstate' beside [backend], allowed only [backend] "
+                "(state_path is the local backend's path now)"
+            ],
+        ),
+        (
+            {"kind": "gcs", "prefix": "prod", "path": "x"},
+            {},
+            [
+                "backend.path: unknown key, allowed bucket, kind, prefix",
+                "backend.bucket: missing, required for kind = gcs",
+            ],
+        ),
+        (
+            {"kind": "gcs", "bucket": "Acme_State"},
+            {},
+            [
+                "backend.bucket: got 'Acme_State', allowed 3..63 lowercase letters, digits, - "
+                "and _, starting and ending with a letter or digit"
+            ],
+        ),
+        (
+            {"kind": "gcs", "bucket": "google-state"},
+            {},
+            [
+                "backend.bucket: got 'google-state', allowed a name without 'goog' prefix or "
+                "'google'"
+            ],
+        ),
+        (
+            {"kind": "gcs", "bucket": "acme-state", "prefix": "/prod/"},
+            {},
+            [
+                "backend.prefix: got '/prod/', allowed path segments of letters, digits, _, . "
+                "and - joined by /, without a leading or trailing /"
+            ],
+        ),
+        (
+            {"kind": "gcs", "bucket": "acme-state", "prefix": "a/../b"},
+            {},
+            ["backend.prefix: got 'a/../b', allowed no . or .. segment"],
+        ),
+        (
+            {"kind": "gcs", "bucket": "acme-state", "prefix": 7},
+            {},
+            [
+                "backend.prefix: got 7, allowed path segments of letters, digits, _, . and - "
+                "joined by /, without a leading or trailing /"
+            ],
+        ),
+        (
+            {"kind": "cloud", "token": "secret"},
+            {},
+            [
+                "backend.token: unknown key, allowed hostname, kind, organization, project, "
+                "workspace, workspace_tags",
+                "backend.organization: missing, required for kind = cloud",
+                "backend.workspace: missing, required for kind = cloud (or workspace_tags)",
+            ],
+        ),
+        (
+            {"kind": "cloud", "organization": "acme", "workspace": "w", "workspace_tags": ["t"]},
+            {},
+            [
+                "backend.workspace_tags: got ['t'] beside workspace, allowed exactly one of "
+                "workspace or workspace_tags"
+            ],
+        ),
+        (
+            {"kind": "cloud", "organization": "acme corp", "workspace": "ai prod"},
+            {},
+            [
+                "backend.organization: got 'acme corp', allowed an organization name: letters, "
+                "digits, _ and -",
+                "backend.workspace: got 'ai prod', allowed a workspace name: 1..90 letters, "
+                "digits, _ and -",
+            ],
+        ),
+        (
+            {"kind": "cloud", "organization": "acme", "workspace_tags": []},
+            {},
+            ["backend.workspace_tags: got [], allowed a non-empty list of tags"],
+        ),
+        (
+            {"kind": "cloud", "organization": "acme", "workspace_tags": "ai"},
+            {},
+            ["backend.workspace_tags: got 'ai', allowed a non-empty list of tags"],
+        ),
+        (
+            {"kind": "cloud", "organization": "acme", "workspace_tags": ["ai", "a b", "ai"]},
+            {},
+            [
+                "backend.workspace_tags[1]: got 'a b', allowed a tag: 1..255 letters, digits, "
+                ":, _ and -",
+                "backend.workspace_tags[2]: got 'ai', allowed each tag once (workspace_tags[0] "
+                "already has it)",
+            ],
+        ),
+        (
+            {
+                "kind": "cloud",
+                "organization": "acme",
+                "workspace": "ai",
+                "project": " ml",
+                "hostname": "https://tfe.acme.example",
+            },
+            {},
+            [
+                "backend.project: got ' ml', allowed a project name: 3..40 letters, digits, "
+                "spaces, _ and -, not starting or ending with a space",
+                "backend.hostname: got 'https://tfe.acme.example', allowed a lowercase hostname "
+                "such as tfe.example.com, optionally with :port (no scheme, no path)",
+            ],
+        ),
+        (
+            {"kind": "cloud", "organization": "acme", "workspace": 5, "hostname": "TFE.example"},
+            {},
+            [
+                "backend.workspace: got 5, allowed a workspace name: 1..90 letters, digits, _ "
+                "and -",
+                "backend.hostname: got 'TFE.example', allowed a lowercase hostname such as "
+                "tfe.example.com, optionally with :port (no scheme, no path)",
+            ],
+        ),
+    ],
+    ids=lambda value: json.dumps(value)[:40] if not isinstance(value, list) else "",
+)
+def test_a_bad_backend_is_one_line_per_problem(
+    backend: Any, top: dict[str, Any], expected: list[str]
+) -> None:
+    assert problems(backend, **top) == [f"config/dev.toml: {line}" for line in expected]
+
+
+def test_backend_problems_come_with_every_other_problem() -> None:
+    found = problems({"kind": "gcs"}, region="europe-wset4")
+    assert found == [
+        "config/dev.toml: region: got 'europe-wset4', allowed a Cloud Run functions + Vertex AI "
+        "region (did you mean 'europe-west4'?)",
+        "config/dev.toml: backend.bucket: missing, required for kind = gcs",
+    ]
+
+
+@pytest.mark.parametrize(
+    "hostname", ["app.terraform.io", "tfe.acme.example", "tfe.acme.example:8443", "127.0.0.1:9443"]
+)
+def test_hostnames_that_are_allowed(hostname: str) -> None:
+    backend = {"kind": "cloud", "organization": "acme", "workspace": "ai", "hostname": hostname}
+    assert isinstance(environment("dev", backend).state_backend, CloudBackendSettings)
+
+
+def test_reading_settings_does_not_import_a_framework() -> None:
+    """A bad config never starts Node: the backend settings need no cdktf to be checked."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from ai_workflow_app.config import load_environment; "
+        f"load_environment({str(FIXTURE_CONFIG_DIR / 'prod.toml')!r}); "
+        "print(sorted(m for m in ('cdktf', 'cdktn', 'jsii') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+# --- what each kind writes ----------------------------------------------------------------
+
+
+def _terraform_block(stack: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in stack["terraform"].items() if k != "required_providers"}
+
+
+@pytest.mark.parametrize("name", EXPECTED_BLOCKS)
+def test_each_kind_writes_exactly_its_block(name: str, backend_json_outdir: Path) -> None:
+    stack = json.loads((backend_json_outdir / "stacks" / name / "cdk.tf.json").read_text())
+    assert _terraform_block(stack) == EXPECTED_BLOCKS[name]
+
+
+@needs_node
+@pytest.mark.parametrize("name", EXPECTED_BLOCKS)
+def test_the_hcl_says_the_same_block(name: str, backend_hcl_outdir: Path) -> None:
+    """Read back with HashiCorp's HCL parser: the cloud workspace's project too (cdktf's
+    HCL renderer drops it; the backend adds it back)."""
+    stack_dir = backend_hcl_outdir / "stacks" / name
+    assert not (stack_dir / "cdk.tf.json").exists()
+    stack = as_stack_shape(parse_hcl(stack_dir / "cdk.tf"))
+    assert _terraform_block(stack) == EXPECTED_BLOCKS[name]
+
+
+def test_the_json_of_the_default_is_that_of_an_explicit_local_backend(
+    backend_json_outdir: Path, tmp_path: Path
+) -> None:
+    from ai_workflow.source_bundle import build_source_bundle
+    from ai_workflow_app.synth import synth_app
+
+    explicit = environment("dev", {"kind": "local", "path": "terraform.dev.tfstate"})
+    synth_app([explicit], build_source_bundle(SOURCE_DIR), tmp_path)
+    default = (backend_json_outdir / "stacks" / "dev" / "cdk.tf.json").read_bytes()
+    assert (tmp_path / "stacks" / "dev" / "cdk.tf.json").read_bytes() == default
