@@ -75,12 +75,12 @@ def environment(name: str, backend: dict[str, Any] | None, **top: Any) -> Enviro
 
 
 def synth_backend_stacks(outdir: Path, hcl_output: bool) -> Path:
-    """One stack per entry of EXPECTED_BLOCKS in `outdir`. JSON: in-process. HCL: as
-    `cdktf synth --hcl` runs the app, main.py with SYNTH_HCL_OUTPUT=true (cdktf reads only
-    that variable), on settings files written to `outdir`'s sibling config directory."""
+    """One stack per entry of EXPECTED_BLOCKS in `outdir`, from the settings files that
+    `write_config_files` writes beside it. JSON: in-process. HCL: as `cdktf synth --hcl`
+    runs the app, main.py with SYNTH_HCL_OUTPUT=true (each cdktf stack reads only that)."""
+    config_dir = outdir.parent / f"{outdir.name}-config"
+    write_config_files(config_dir)
     if hcl_output:
-        config_dir = outdir.parent / f"{outdir.name}-config"
-        write_config_files(config_dir)
         subprocess.run(
             [sys.executable, "main.py", "--config-dir", str(config_dir), "--outdir", str(outdir)],
             cwd=ROOT,
@@ -92,10 +92,10 @@ def synth_backend_stacks(outdir: Path, hcl_output: bool) -> Path:
         )
         return outdir
     from ai_workflow.source_bundle import build_source_bundle
+    from ai_workflow_app import load_environments
     from ai_workflow_app.synth import synth_app
 
-    envs = [environment(name, backend) for name, backend in BACKENDS.items()]
-    envs.append(environment("prod", None))
+    envs = load_environments(sorted(config_dir.glob("*.toml")))
     synth_app(envs, build_source_bundle(SOURCE_DIR), outdir)
     return outdir
 

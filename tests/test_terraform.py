@@ -16,12 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backend_cases import EXPECTED_BLOCKS, KIND
 from environments import EXAMPLE_ENVIRONMENTS, ROOT
 from frameworks import on
+from hcl_helpers import addresses, as_stack_shape, parse_hcl
+from node_helpers import needs_node
 from terraform_check import (
+    BACKEND_REACHED_ERRORS,
     MIN_VERSION,
     REQUIRE_SWITCH,
     TerraformVerdict,
+    check_backend,
     check_stack,
     terraform_version,
 )
@@ -61,6 +66,22 @@ def check(terraform: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
     def run(stack_dir: Path) -> TerraformVerdict:
         return check_stack(terraform, stack_dir, root / f"stack-{next(count)}", cache)
+
+    yield run
+
+
+@pytest.fixture(scope="session")
+def check_with_backend(
+    terraform: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[Path, str], TerraformVerdict]]:
+    """`terraform init` with the backend of `kind`, on a fresh copy of a stack directory."""
+    root = tmp_path_factory.mktemp("terraform-backend")
+    cache = root / "plugin-cache"
+    cache.mkdir()
+    count = iter(range(1_000_000))
+
+    def run(stack_dir: Path, kind: str) -> TerraformVerdict:
+        return check_backend(terraform, stack_dir, root / f"stack-{next(count)}", cache, kind)
 
     yield run
 
@@ -173,6 +194,88 @@ def test_static_places_hold_no_tokens(env: str, example_stacks: dict[str, dict[s
     buckets = stack["resource"]["google_storage_bucket"]
     assert "google_project_service.api_storage" in buckets["source_bucket"]["depends_on"]
     assert "google_project_service.api_storage" in buckets["pipeline_root_bucket"]["depends_on"]
+
+
+@pytest.mark.parametrize("name", EXPECTED_BLOCKS)
+@pytest.mark.parametrize("form", ["json", "hcl"])
+def test_terraform_accepts_each_backend_kind(
+    name: str,
+    form: str,
+    backend_json_outdir: Path,
+    backend_hcl_outdir: Path,
+    check: Checker,
+    check_with_backend: Callable[[Path, str], TerraformVerdict],
+) -> None:
+    """Both checks, on the JSON and on the HCL of each kind: `init -backend=false` parses the
+    whole stack; `init` with the backend decodes the backend or cloud block too and gets as
+    far as using it (local: configured, then the providers; gcs: the credentials; cloud: the
+    host), which offline is the one error. No warnings either: the HCL's depends_on entries
+    are plain references."""
+    stack_dir = (backend_hcl_outdir if form == "hcl" else backend_json_outdir) / "stacks" / name
+    verdict = check(stack_dir)
+    assert_accepted(verdict)
+    assert verdict.warnings == []
+    kind = KIND[name]
+    with_backend = check_with_backend(stack_dir, kind)
+    assert with_backend.rejected == [], with_backend.rejected
+    assert with_backend.warnings == []
+    (reached,) = with_backend.download_errors
+    assert reached.split(":")[0].split(" [")[0] in BACKEND_REACHED_ERRORS[kind], reached
+    assert with_backend.backend_configured == (kind == "local")
+
+
+def _cloud_with_name_and_tags(stack: dict[str, Any]) -> None:
+    stack["terraform"]["cloud"]["workspaces"]["tags"] = ["ai-workflows"]
+
+
+def _gcs_with_a_typo(stack: dict[str, Any]) -> None:
+    gcs = stack["terraform"]["backend"]["gcs"]
+    gcs["prefx"] = gcs.pop("prefix")
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "expected"),
+    [
+        ("cloud-named", _cloud_with_name_and_tags, "Invalid workspaces configuration"),
+        ("gcs-default", _gcs_with_a_typo, "Extraneous JSON object property"),
+    ],
+    ids=["cloud-name-and-tags", "gcs-unknown-argument"],
+)
+def test_the_backend_check_fails_a_block_terraform_rejects(
+    name: str,
+    edit: Callable[[dict[str, Any]], None],
+    expected: str,
+    backend_json_outdir: Path,
+    check_with_backend: Callable[[Path, str], TerraformVerdict],
+    tmp_path: Path,
+) -> None:
+    stack = json.loads((backend_json_outdir / "stacks" / name / "cdk.tf.json").read_text())
+    verdict = check_with_backend(_with(stack, edit, tmp_path / "stack"), KIND[name])
+    assert any(problem.startswith(expected) for problem in verdict.rejected), verdict.rejected
+    assert verdict.download_errors == []
+
+
+@needs_node
+@pytest.mark.parametrize("name", EXPECTED_BLOCKS)
+def test_the_hcl_describes_the_json(
+    name: str, backend_json_outdir: Path, backend_hcl_outdir: Path
+) -> None:
+    """Read back with HashiCorp's HCL parser, each HCL stack names the same resources, data
+    sources, outputs and provider as its JSON, and every attribute holds the same value
+    (depends_on: the same references; multi-line strings: without a heredoc's newline)."""
+    as_json = json.loads((backend_json_outdir / "stacks" / name / "cdk.tf.json").read_text())
+    as_hcl = as_stack_shape(parse_hcl(backend_hcl_outdir / "stacks" / name / "cdk.tf"))
+    assert addresses(as_hcl) == addresses(as_json)
+    assert len(addresses(as_json)) > 100
+    for kind, items in as_json["resource"].items():
+        for resource, body in items.items():
+            written = as_hcl["resource"][kind][resource]
+            expected = {k: as_stack_shape(v) for k, v in body.items() if k != "//"}
+            if "depends_on" in written:
+                written["depends_on"] = [
+                    d.removeprefix("${").removesuffix("}") for d in written["depends_on"]
+                ]
+            assert written == expected, f"{kind}.{resource}"
 
 
 def test_static_reference_check_finds_tokens(dev: dict[str, Any]) -> None:
