@@ -330,6 +330,54 @@ def test_cdktf_diff_gets_past_configuration(terraform: str, tmp_path: Path) -> N
         assert result.returncode == 1
 
 
+@needs_node
+@pytest.mark.skipif(
+    not on("cdktf"),
+    reason="CDK Terrain: the pinned CLI is cdktf-cli, whose synth runs cdktf.json's app "
+    "(.venv, cdktf); package.json pins no cdktn CLI (cdktn-cli)",
+)
+def test_cdktf_synth_hcl_is_a_way_out(
+    example_stacks: dict[str, dict[str, Any]], check: Checker, tmp_path: Path
+) -> None:
+    """The pinned CLI's `synth --hcl` (CDKTF's sunset advice) on this app: a `cdk.tf` per
+    stack, with its handler zip, that Terraform parses without a warning and that names the
+    same resources, data sources, outputs and provider, with the same backend, as the JSON."""
+    cli = ROOT / "node_modules" / ".bin" / "cdktf"
+    outdir = tmp_path / "out"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TF_", "SYNTH_", "CDKTF_"))},
+        "PATH": f"{cli.parent}{os.pathsep}{os.environ['PATH']}",
+        "JSII_NODE": str(cli.parent / "node"),
+        "CHECKPOINT_DISABLE": "1",
+        "CI": "1",
+        "FORCE_COLOR": "0",
+    }
+    result = subprocess.run(
+        [str(cli), "synth", "--hcl", "--output", str(outdir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    assert sorted(manifest["stacks"]) == sorted(example_stacks)
+    for name, as_json in example_stacks.items():
+        entry = manifest["stacks"][name]
+        assert entry["synthesizedStackPath"] == f"stacks/{name}/cdk.tf"
+        stack_dir = outdir / "stacks" / name
+        assert sorted(p.name for p in stack_dir.iterdir()) == ["assets", "cdk.tf", "metadata.json"]
+        source = as_json["resource"]["google_storage_bucket_object"]["function_source"]["source"]
+        assert (stack_dir / source).is_file()
+        verdict = check(stack_dir)
+        assert_accepted(verdict)
+        assert verdict.warnings == []
+        as_hcl = as_stack_shape(parse_hcl(stack_dir / "cdk.tf"))
+        assert addresses(as_hcl) == addresses(as_json)
+        assert as_hcl["terraform"] == as_json["terraform"]
+
+
 def test_missing_terraform_skips_with_a_reason_unless_required(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
