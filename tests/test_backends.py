@@ -12,7 +12,9 @@ reads from the JSON is exactly cdktf's shape:
 
 from __future__ import annotations
 
+import copy
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from ai_workflow_app.backend import (
     GcsBackendSettings,
     LocalBackendSettings,
 )
+from ai_workflow_app.config import parse_environment
 
 
 def problems(backend: Any, **top: Any) -> list[str]:
@@ -299,3 +302,23 @@ def test_the_json_of_the_default_is_that_of_an_explicit_local_backend(
     synth_app([explicit], build_source_bundle(SOURCE_DIR), tmp_path)
     default = (backend_json_outdir / "stacks" / "dev" / "cdk.tf.json").read_bytes()
     assert (tmp_path / "stacks" / "dev" / "cdk.tf.json").read_bytes() == default
+
+
+def test_the_readme_shows_what_the_loader_says() -> None:
+    import re
+
+    from environments import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    shown = re.findall(r"^error: (config/prod\.toml: backend\..*)$", readme, re.M)
+    prod = tomllib.loads((FIXTURE_CONFIG_DIR / "prod.toml").read_text())
+    found = []
+    for change in ({"kind": "gsc"}, {"bucket": "Acme_State"}):
+        data = copy.deepcopy(prod)
+        data["backend"].update(change)
+        with pytest.raises(ConfigError) as caught:
+            parse_environment("prod", "config/prod.toml", data)
+        found += caught.value.problems
+    assert found == shown
+    (notice,) = environment("dev", None, state_path="x.tfstate").notices
+    assert f"`warning: {notice}`" in readme
