@@ -322,3 +322,57 @@ def test_the_readme_shows_what_the_loader_says() -> None:
     assert found == shown
     (notice,) = environment("dev", None, state_path="x.tfstate").notices
     assert f"`warning: {notice}`" in readme
+
+
+def _main(config_dir: Path, outdir: Path, *args: str, hcl: bool) -> str:
+    import os
+    import subprocess
+    import sys
+
+    from environments import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "SYNTH_HCL_OUTPUT"}
+    if hcl:
+        env["SYNTH_HCL_OUTPUT"] = "true"
+    return subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "--config-dir",
+            str(config_dir),
+            "--outdir",
+            str(outdir),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+
+
+def test_main_names_the_file_it_wrote_and_keeps_hcl_stacks_listed(
+    backend_hcl_outdir: Path, tmp_path: Path
+) -> None:
+    """`main.py` says cdk.tf for an HCL stack; re-synthesizing one stack as JSON keeps the
+    other (HCL) stacks in manifest.json with their cdk.tf."""
+    import shutil
+
+    config_dir = backend_hcl_outdir.parent / f"{backend_hcl_outdir.name}-config"
+    outdir = tmp_path / "out"
+    shutil.copytree(backend_hcl_outdir, outdir)
+    printed = _main(config_dir, outdir, "--env", "gcs-default", hcl=True)
+    assert (
+        printed.startswith("synthesized gcs-default: ")
+        and "/stacks/gcs-default/cdk.tf (" in printed
+    )
+    printed = _main(config_dir, outdir, "--env", "dev", hcl=False)
+    assert "/stacks/dev/cdk.tf.json (3 workflows)" in printed
+    manifest = json.loads((outdir / "manifest.json").read_text())["stacks"]
+    assert sorted(manifest) == sorted(EXPECTED_BLOCKS)
+    assert {n: e["synthesizedStackPath"] for n, e in manifest.items()} == {
+        name: f"stacks/{name}/cdk.tf.json" if name == "dev" else f"stacks/{name}/cdk.tf"
+        for name in EXPECTED_BLOCKS
+    }
