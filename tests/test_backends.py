@@ -376,3 +376,36 @@ def test_main_names_the_file_it_wrote_and_keeps_hcl_stacks_listed(
         name: f"stacks/{name}/cdk.tf.json" if name == "dev" else f"stacks/{name}/cdk.tf"
         for name in EXPECTED_BLOCKS
     }
+
+
+def test_two_environments_may_not_share_a_state(tmp_path: Path) -> None:
+    from backend_cases import write_config_files
+
+    from ai_workflow_app import load_environments
+
+    config_dir = tmp_path / "config"
+    write_config_files(config_dir)
+    prod = (config_dir / "prod.toml").read_text()
+    qa = prod.replace('project_id = "acme-ai-prod"', 'project_id = "acme-ai-qa"')
+    (config_dir / "qa.toml").write_text(qa)
+    cloud = (config_dir / "cloud-named.toml").read_text()
+    (config_dir / "staging.toml").write_text(cloud.replace("acme-ai-cloud-named", "acme-ai-st"))
+    local = (config_dir / "local-path.toml").read_text().replace("acme-ai-local-path", "acme-x")
+    (config_dir / "test.toml").write_text(local.replace('path = "state/', 'path = "./state/'))
+    tagged = (config_dir / "cloud-tagged.toml").read_text().replace("-cloud-tagged", "-tagged2")
+    (config_dir / "tagged.toml").write_text(tagged.replace("env:-tagged2", "env:cloud-tagged"))
+    with pytest.raises(ConfigError) as caught:
+        load_environments(sorted(config_dir.glob("*.toml")))
+    shown = {p.stem: p.as_posix() for p in config_dir.glob("*.toml")}
+    # Sorted by file: qa (gcs), staging (cloud), test (local); tagged workspaces never collide.
+    assert caught.value.problems == [
+        f"{shown['qa']}: backend: got gcs bucket 'acme-ai-prod-tfstate' prefix "
+        f"'ai-workflows/prod', allowed a state not used by another environment "
+        f"({shown['prod']} uses it; one would overwrite the other's state)",
+        f"{shown['staging']}: backend: got cloud workspace 'ai-workflows-cloud-named' of 'acme' "
+        f"on tfe.acme.example, allowed a state not used by another environment "
+        f"({shown['cloud-named']} uses it; one would overwrite the other's state)",
+        f"{shown['test']}: backend: got local path 'state/local-path.tfstate', allowed a state "
+        f"not used by another environment ({shown['local-path']} uses it; one would overwrite "
+        "the other's state)",
+    ]

@@ -278,6 +278,13 @@ def test_the_hcl_describes_the_json(
             assert written == expected, f"{kind}.{resource}"
 
 
+@pytest.mark.parametrize("name", EXPECTED_BLOCKS)
+def test_backend_and_cloud_blocks_hold_no_tokens(name: str, backend_json_outdir: Path) -> None:
+    stack = json.loads((backend_json_outdir / "stacks" / name / "cdk.tf.json").read_text())
+    assert static_reference_problems(stack) == []
+    assert set(stack["terraform"]) - {"required_providers"} == set(EXPECTED_BLOCKS[name])
+
+
 def test_static_reference_check_finds_tokens(dev: dict[str, Any]) -> None:
     stack = json.loads(json.dumps(dev))
     _tokenised_depends_on(stack)
@@ -285,6 +292,11 @@ def test_static_reference_check_finds_tokens(dev: dict[str, Any]) -> None:
     assert static_reference_problems(stack) == [
         "google_storage_bucket.source_bucket.depends_on: ${google_project_service.api_run}",
         "terraform.backend: {'local': {'path': '${google_project_service.api_run.id}'}}",
+    ]
+    cloud = {"organization": "acme", "workspaces": {"name": "${var.workspace}"}}
+    stack["terraform"] = {"cloud": cloud}
+    assert static_reference_problems(stack)[-1:] == [
+        "terraform.cloud: {'organization': 'acme', 'workspaces': {'name': '${var.workspace}'}}"
     ]
 
 

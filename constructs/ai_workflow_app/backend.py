@@ -19,6 +19,7 @@ local backend's `path` now.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -248,6 +249,20 @@ def _relative_path(where: str, value: Any) -> list[str]:
     ):
         return [f"{where}: got {value!r}, allowed {_RELATIVE}"]
     return []
+
+
+def state_location(backend: BackendSettings) -> str | None:
+    """Where `backend` keeps the state, as one comparable line: two environments with the
+    same one would overwrite each other's state. None for tagged cloud workspaces: the
+    workspace is chosen at run time (`terraform workspace select`)."""
+    if isinstance(backend, LocalBackendSettings):
+        return f"local path {posixpath.normpath(backend.path)!r}"
+    if isinstance(backend, GcsBackendSettings):
+        return f"gcs bucket {backend.bucket!r} prefix {backend.prefix!r}"
+    if backend.workspace is None:
+        return None
+    host = backend.hostname or "app.terraform.io"
+    return f"cloud workspace {backend.workspace!r} of {backend.organization!r} on {host}"
 
 
 def _toml_string(value: str) -> str:

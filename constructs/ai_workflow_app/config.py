@@ -31,7 +31,13 @@ from ai_workflow.workflow_config import (
 )
 from workflow_handler import contract
 
-from .backend import BackendSettings, LocalBackendSettings, default_state_path, parse_backend
+from .backend import (
+    BackendSettings,
+    LocalBackendSettings,
+    default_state_path,
+    parse_backend,
+    state_location,
+)
 
 __all__ = [
     "DAY_SECONDS",
@@ -490,7 +496,8 @@ def load_environment(path: str | Path) -> EnvironmentConfig:
 def load_environments(paths: list[Path]) -> list[EnvironmentConfig]:
     """Load several files, collecting the problems of all of them before raising. Across
     files: no two environments may share a project (their resource names would collide),
-    checked on every well-formed project_id, also in files with other problems."""
+    checked on every well-formed project_id, also in files with other problems; nor a
+    state (one would overwrite the other's), checked on the files without problems."""
     envs: list[EnvironmentConfig] = []
     problems: list[str] = []
     first: dict[str, str] = {}
@@ -514,10 +521,27 @@ def load_environments(paths: list[Path]) -> list[EnvironmentConfig]:
             envs.append(parse_environment(path.stem, shown, data))
         except ConfigError as exc:
             problems += exc.problems
-    problems += collisions
+    problems += collisions + state_collisions(envs)
     if problems:
         raise ConfigError(problems)
     return envs
+
+
+def state_collisions(envs: list[EnvironmentConfig]) -> list[str]:
+    """One problem for each environment whose state location an earlier one already uses."""
+    problems: list[str] = []
+    first: dict[str, str] = {}
+    for env in envs:
+        where = state_location(env.state_backend)
+        if where is None:
+            continue
+        other = first.setdefault(where, env.source_file)
+        if other != env.source_file:
+            problems.append(
+                f"{env.source_file}: backend: got {where}, allowed a state not used by another "
+                f"environment ({other} uses it; one would overwrite the other's state)"
+            )
+    return problems
 
 
 def resolve_workflow(
