@@ -27,8 +27,8 @@ What is replaced:
   full synth): a stack directory of any other name is stale (its `config/<env>.toml` is
   gone) and is removed with its `.terraform/`, so `cdktf.out` lists exactly the app's
   stacks, as cdktf itself writes it, and nothing runs Terraform on a deleted environment.
-  Terraform state is not in `cdktf.out` (the backend writes it at the project root), so
-  this loses no state.
+  Terraform state is not in `cdktf.out` (a local backend writes it at the project root,
+  gcs and cloud keep it remote), so this loses no state.
 
 Anything else in `cdktf.out` (files next to `stacks/`) is left alone.
 """
