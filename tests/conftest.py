@@ -98,3 +98,19 @@ def dev(stacks: dict[str, dict[str, Any]]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def prod(stacks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return stacks["prod"]
+
+
+@pytest.fixture(scope="session")
+def backend_json_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One stack per backend kind and variant (backend_cases.EXPECTED_BLOCKS), as JSON."""
+    from backend_cases import synth_backend_stacks
+
+    return synth_backend_stacks(tmp_path_factory.mktemp("backends-json"), hcl_output=False)
+
+
+@pytest.fixture(scope="session")
+def backend_hcl_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same stacks as HCL (`cdktf synth --hcl` through the library)."""
+    from backend_cases import synth_backend_stacks
+
+    return synth_backend_stacks(tmp_path_factory.mktemp("backends-hcl"), hcl_output=True)

@@ -232,9 +232,12 @@ def test_required_apis_are_enabled_and_survive_destroy(dev: dict, prod: dict) ->
         assert all(s["disable_on_destroy"] is False for s in services.values())
 
 
-def test_state_lives_outside_the_replaced_output_dir(stack: dict) -> None:
-    path = stack["terraform"]["backend"]["local"]["path"]
-    assert path.startswith("../../../terraform.") and path.endswith(".tfstate")
+def test_state_lives_outside_the_replaced_output_dir(dev: dict, prod: dict) -> None:
+    # dev: a local file at the project root; prod: a bucket (tests/test_backends.py has all).
+    assert dev["terraform"]["backend"] == {"local": {"path": "../../../terraform.dev.tfstate"}}
+    assert prod["terraform"]["backend"] == {
+        "gcs": {"bucket": "acme-ai-prod-tfstate", "prefix": "ai-workflows/prod"}
+    }
 
 
 def test_provider_is_pinned(stack: dict) -> None:

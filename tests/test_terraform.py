@@ -16,12 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backend_cases import EXPECTED_BLOCKS, KIND
 from environments import EXAMPLE_ENVIRONMENTS, ROOT
 from frameworks import on
+from hcl_helpers import addresses, as_stack_shape, parse_hcl
+from node_helpers import needs_node
 from terraform_check import (
+    BACKEND_REACHED_ERRORS,
     MIN_VERSION,
     REQUIRE_SWITCH,
     TerraformVerdict,
+    check_backend,
     check_stack,
     terraform_version,
 )
@@ -61,6 +66,22 @@ def check(terraform: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
     def run(stack_dir: Path) -> TerraformVerdict:
         return check_stack(terraform, stack_dir, root / f"stack-{next(count)}", cache)
+
+    yield run
+
+
+@pytest.fixture(scope="session")
+def check_with_backend(
+    terraform: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[Path, str], TerraformVerdict]]:
+    """`terraform init` with the backend of `kind`, on a fresh copy of a stack directory."""
+    root = tmp_path_factory.mktemp("terraform-backend")
+    cache = root / "plugin-cache"
+    cache.mkdir()
+    count = iter(range(1_000_000))
+
+    def run(stack_dir: Path, kind: str) -> TerraformVerdict:
+        return check_backend(terraform, stack_dir, root / f"stack-{next(count)}", cache, kind)
 
     yield run
 
@@ -175,6 +196,95 @@ def test_static_places_hold_no_tokens(env: str, example_stacks: dict[str, dict[s
     assert "google_project_service.api_storage" in buckets["pipeline_root_bucket"]["depends_on"]
 
 
+@pytest.mark.parametrize("name", EXPECTED_BLOCKS)
+@pytest.mark.parametrize("form", ["json", "hcl"])
+def test_terraform_accepts_each_backend_kind(
+    name: str,
+    form: str,
+    backend_json_outdir: Path,
+    backend_hcl_outdir: Path,
+    check: Checker,
+    check_with_backend: Callable[[Path, str], TerraformVerdict],
+) -> None:
+    """Both checks, on the JSON and on the HCL of each kind: `init -backend=false` parses the
+    whole stack; `init` with the backend decodes the backend or cloud block too and gets as
+    far as using it (local: configured, then the providers; gcs: the credentials; cloud: the
+    host), which offline is the one error. No warnings either: the HCL's depends_on entries
+    are plain references."""
+    stack_dir = (backend_hcl_outdir if form == "hcl" else backend_json_outdir) / "stacks" / name
+    verdict = check(stack_dir)
+    assert_accepted(verdict)
+    assert verdict.warnings == []
+    kind = KIND[name]
+    with_backend = check_with_backend(stack_dir, kind)
+    assert with_backend.rejected == [], with_backend.rejected
+    assert with_backend.warnings == []
+    (reached,) = with_backend.download_errors
+    assert reached.split(":")[0].split(" [")[0] in BACKEND_REACHED_ERRORS[kind], reached
+    assert with_backend.backend_configured == (kind == "local")
+
+
+def _cloud_with_name_and_tags(stack: dict[str, Any]) -> None:
+    stack["terraform"]["cloud"]["workspaces"]["tags"] = ["ai-workflows"]
+
+
+def _gcs_with_a_typo(stack: dict[str, Any]) -> None:
+    gcs = stack["terraform"]["backend"]["gcs"]
+    gcs["prefx"] = gcs.pop("prefix")
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "expected"),
+    [
+        ("cloud-named", _cloud_with_name_and_tags, "Invalid workspaces configuration"),
+        ("gcs-default", _gcs_with_a_typo, "Extraneous JSON object property"),
+    ],
+    ids=["cloud-name-and-tags", "gcs-unknown-argument"],
+)
+def test_the_backend_check_fails_a_block_terraform_rejects(
+    name: str,
+    edit: Callable[[dict[str, Any]], None],
+    expected: str,
+    backend_json_outdir: Path,
+    check_with_backend: Callable[[Path, str], TerraformVerdict],
+    tmp_path: Path,
+) -> None:
+    stack = json.loads((backend_json_outdir / "stacks" / name / "cdk.tf.json").read_text())
+    verdict = check_with_backend(_with(stack, edit, tmp_path / "stack"), KIND[name])
+    assert any(problem.startswith(expected) for problem in verdict.rejected), verdict.rejected
+    assert verdict.download_errors == []
+
+
+@needs_node
+@pytest.mark.parametrize("name", EXPECTED_BLOCKS)
+def test_the_hcl_describes_the_json(
+    name: str, backend_json_outdir: Path, backend_hcl_outdir: Path
+) -> None:
+    """Read back with HashiCorp's HCL parser, each HCL stack names the same resources, data
+    sources, outputs and provider as its JSON, and every attribute holds the same value
+    (depends_on: the same references; multi-line strings: without a heredoc's newline)."""
+    as_json = json.loads((backend_json_outdir / "stacks" / name / "cdk.tf.json").read_text())
+    as_hcl = as_stack_shape(parse_hcl(backend_hcl_outdir / "stacks" / name / "cdk.tf"))
+    assert addresses(as_hcl) == addresses(as_json)
+    assert len(addresses(as_json)) > 100
+    for kind, items in as_json["resource"].items():
+        for resource, body in items.items():
+            written = as_hcl["resource"][kind][resource]
+            expected = {k: as_stack_shape(v) for k, v in body.items() if k != "//"}
+            if "depends_on" in written:
+                written["depends_on"] = [
+                    d.removeprefix("${").removesuffix("}") for d in written["depends_on"]
+                ]
+            assert written == expected, f"{kind}.{resource}"
+
+
+@pytest.mark.parametrize("name", EXPECTED_BLOCKS)
+def test_backend_and_cloud_blocks_hold_no_tokens(name: str, backend_json_outdir: Path) -> None:
+    stack = json.loads((backend_json_outdir / "stacks" / name / "cdk.tf.json").read_text())
+    assert static_reference_problems(stack) == []
+    assert set(stack["terraform"]) - {"required_providers"} == set(EXPECTED_BLOCKS[name])
+
+
 def test_static_reference_check_finds_tokens(dev: dict[str, Any]) -> None:
     stack = json.loads(json.dumps(dev))
     _tokenised_depends_on(stack)
@@ -182,6 +292,11 @@ def test_static_reference_check_finds_tokens(dev: dict[str, Any]) -> None:
     assert static_reference_problems(stack) == [
         "google_storage_bucket.source_bucket.depends_on: ${google_project_service.api_run}",
         "terraform.backend: {'local': {'path': '${google_project_service.api_run.id}'}}",
+    ]
+    cloud = {"organization": "acme", "workspaces": {"name": "${var.workspace}"}}
+    stack["terraform"] = {"cloud": cloud}
+    assert static_reference_problems(stack)[-1:] == [
+        "terraform.cloud: {'organization': 'acme', 'workspaces': {'name': '${var.workspace}'}}"
     ]
 
 
@@ -225,6 +340,54 @@ def test_cdktf_diff_gets_past_configuration(terraform: str, tmp_path: Path) -> N
             "terraform init failed with exit code 1",
         ], output
         assert result.returncode == 1
+
+
+@needs_node
+@pytest.mark.skipif(
+    not on("cdktf"),
+    reason="CDK Terrain: the pinned CLI is cdktf-cli, whose synth runs cdktf.json's app "
+    "(.venv, cdktf); package.json pins no cdktn CLI (cdktn-cli)",
+)
+def test_cdktf_synth_hcl_is_a_way_out(
+    example_stacks: dict[str, dict[str, Any]], check: Checker, tmp_path: Path
+) -> None:
+    """The pinned CLI's `synth --hcl` (CDKTF's sunset advice) on this app: a `cdk.tf` per
+    stack, with its handler zip, that Terraform parses without a warning and that names the
+    same resources, data sources, outputs and provider, with the same backend, as the JSON."""
+    cli = ROOT / "node_modules" / ".bin" / "cdktf"
+    outdir = tmp_path / "out"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TF_", "SYNTH_", "CDKTF_"))},
+        "PATH": f"{cli.parent}{os.pathsep}{os.environ['PATH']}",
+        "JSII_NODE": str(cli.parent / "node"),
+        "CHECKPOINT_DISABLE": "1",
+        "CI": "1",
+        "FORCE_COLOR": "0",
+    }
+    result = subprocess.run(
+        [str(cli), "synth", "--hcl", "--output", str(outdir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    assert sorted(manifest["stacks"]) == sorted(example_stacks)
+    for name, as_json in example_stacks.items():
+        entry = manifest["stacks"][name]
+        assert entry["synthesizedStackPath"] == f"stacks/{name}/cdk.tf"
+        stack_dir = outdir / "stacks" / name
+        assert sorted(p.name for p in stack_dir.iterdir()) == ["assets", "cdk.tf", "metadata.json"]
+        source = as_json["resource"]["google_storage_bucket_object"]["function_source"]["source"]
+        assert (stack_dir / source).is_file()
+        verdict = check(stack_dir)
+        assert_accepted(verdict)
+        assert verdict.warnings == []
+        as_hcl = as_stack_shape(parse_hcl(stack_dir / "cdk.tf"))
+        assert addresses(as_hcl) == addresses(as_json)
+        assert as_hcl["terraform"] == as_json["terraform"]
 
 
 def test_missing_terraform_skips_with_a_reason_unless_required(

@@ -55,6 +55,15 @@ def key(name: Any) -> str:
     return text if _PLAIN_KEY.fullmatch(text) else json.dumps(text)
 
 
+def unknown_keys(where: str, table: dict[str, Any], allowed: set[str]) -> Problems:
+    """One problem per key of `table` not in `allowed` (a typo must not fall back to a
+    default), naming the allowed keys; `where` prefixes each key path."""
+    return [
+        f"{where}{key(name)}: unknown key, allowed {', '.join(sorted(allowed))}"
+        for name in sorted(set(table) - allowed)
+    ]
+
+
 def _may_be_token(value: Any) -> bool:
     """Cheap pre-check: only these shapes can encode a cdktf token (strings and lists hold
     `${TfToken[...]}`-style markers, numbers are huge negative doubles). Plain config

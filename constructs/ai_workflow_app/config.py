@@ -31,6 +31,14 @@ from ai_workflow.workflow_config import (
 )
 from workflow_handler import contract
 
+from .backend import (
+    BackendSettings,
+    LocalBackendSettings,
+    default_state_path,
+    parse_backend,
+    state_location,
+)
+
 __all__ = [
     "DAY_SECONDS",
     "DEFAULT_ON_FAILURE",
@@ -73,15 +81,20 @@ class EnvironmentConfig:
     """Pipeline artifacts are deleted after this many days, 1..3650. Default 30."""
     noncurrent_source_retention_days: int = 30
     """Old function source versions are deleted after this many days, 1..3650. Default 30."""
-    state_path: str | None = None
-    """Local backend state file, relative to the project root.
-    Default: terraform.<env>.tfstate."""
+    backend: BackendSettings | None = None
+    """Where Terraform keeps the state (`[backend]`, see ai_workflow_app.backend). Default:
+    the local file terraform.<env>.tfstate at the project root."""
     alert_notification_channels: tuple[str, ...] = ()
     """Cloud Monitoring notification channels (`projects/<p>/notificationChannels/<id>`)
     every workflow's alerts notify. Default: none (incidents show in the console only)."""
     notices: tuple[str, ...] = ()
     """Warnings about the settings file that do not stop the synth (a deprecated key), one
     line each, naming the file and key. Not a setting."""
+
+    @property
+    def state_backend(self) -> BackendSettings:
+        """`backend`, or the default local state file."""
+        return self.backend or LocalBackendSettings(path=default_state_path(self.name))
 
     @property
     def source_bucket_name(self) -> str:
@@ -128,16 +141,11 @@ _ENV_FIELDS = {f.name for f in dataclasses.fields(EnvironmentConfig)} - {
     "source_file",
     "workflows",
     "notices",
-} | {"workflow_defaults", "workflows"}
+} | {"workflow_defaults", "workflows", "state_path"}
+# Keys of the settings file that are parsed into other fields.
+_NOT_FIELDS = {"workflows", "workflow_defaults", "state_path", "backend"}
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _LEADING_KEY = re.compile(r"[a-z_]+")
-
-
-def _unknown_keys(where: str, table: dict[str, Any], allowed: set[str]) -> list[str]:
-    return [
-        f"{where}{rules.key(key)}: unknown key, allowed {', '.join(sorted(allowed))}"
-        for key in sorted(set(table) - allowed)
-    ]
 
 
 def _expect_table(where: str, value: Any) -> list[str]:
@@ -167,7 +175,7 @@ def _parse_subtables(
         if not isinstance(table, dict):
             problems.append(f"{at}: got {table!r}, allowed {shape}")
             continue
-        problems += _unknown_keys(f"{at}.", table, allowed)
+        problems += rules.unknown_keys(f"{at}.", table, allowed)
         if required not in table:
             problems.append(f"{at}.{required}: missing, required")
             continue
@@ -219,7 +227,7 @@ def _parse_workflow(
     if not isinstance(raw, dict):
         problems.append(f"{where[:-1]}: got {raw!r}, allowed a [[workflows]] table")
         return None
-    problems += _unknown_keys(where, raw, _WORKFLOW_FIELDS)
+    problems += rules.unknown_keys(where, raw, _WORKFLOW_FIELDS)
     table = {**defaults, **raw}
     missing = [k for k in ("name", "routes") if k not in table]
     problems += [f"{where}{k}: missing, required" for k in missing]
@@ -274,7 +282,7 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
         _ENV_NAME,
         "1..20 lowercase letters, digits and hyphens, starting with a letter",
     )
-    problems += _unknown_keys("", data, _ENV_FIELDS)
+    problems += rules.unknown_keys("", data, _ENV_FIELDS)
     if "project_id" not in data:
         problems.append("project_id: missing, required")
     else:
@@ -301,12 +309,8 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
     for key in ("pipeline_root_retention_days", "noncurrent_source_retention_days"):
         if key in data:
             problems += rules.integer_in_range(key, data[key], 1, 3650)
-    if "state_path" in data and (
-        not isinstance(data["state_path"], str) or data["state_path"].startswith("/")
-    ):
-        problems.append(
-            f"state_path: got {data['state_path']!r}, allowed a path relative to the project root"
-        )
+    notices: list[str] = []
+    backend = parse_backend(name, data, problems, notices)
 
     if "alert_notification_channels" in data:
         problems += rules.notification_channels(
@@ -316,7 +320,7 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
     defaults = data.get("workflow_defaults", {})
     problems += _expect_table("workflow_defaults", defaults)
     if isinstance(defaults, dict):
-        problems += _unknown_keys("workflow_defaults.", defaults, _SETTING_FIELDS)
+        problems += rules.unknown_keys("workflow_defaults.", defaults, _SETTING_FIELDS)
         defaults = {k: v for k, v in defaults.items() if k in _SETTING_FIELDS}
     else:
         defaults = {}
@@ -333,7 +337,6 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
     elif not raw_workflows:
         problems.append("workflows: missing, allowed one or more [[workflows]] tables")
     workflows: list[WorkflowConfig] = []
-    notices: list[str] = []
     for i, raw in enumerate(raw_workflows):
         workflow = _parse_workflow(f"workflows[{i}].", raw, defaults, inherited, problems, notices)
         if workflow is not None:
@@ -341,13 +344,14 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
 
     problems += _graph_problems(raw_workflows)
     env = None
-    if not problems:
+    if not problems and backend is not None:
         env = EnvironmentConfig(
             name=name,
             source_file=source_file,
             workflows=tuple(workflows),
             notices=tuple(f"{source_file}: {notice}" for notice in notices),
-            **{k: v for k, v in data.items() if k not in {"workflows", "workflow_defaults"}}
+            backend=backend,
+            **{k: v for k, v in data.items() if k not in _NOT_FIELDS}
             | {"alert_notification_channels": tuple(data.get("alert_notification_channels", []))},
         )
         problems += rules.bucket_name("project_id (source bucket name)", env.source_bucket_name)
@@ -501,7 +505,8 @@ def load_environment(path: str | Path) -> EnvironmentConfig:
 def load_environments(paths: list[Path]) -> list[EnvironmentConfig]:
     """Load several files, collecting the problems of all of them before raising. Across
     files: no two environments may share a project (their resource names would collide),
-    checked on every well-formed project_id, also in files with other problems."""
+    checked on every well-formed project_id, also in files with other problems; nor a
+    state (one would overwrite the other's), checked on the files without problems."""
     envs: list[EnvironmentConfig] = []
     problems: list[str] = []
     first: dict[str, str] = {}
@@ -525,10 +530,27 @@ def load_environments(paths: list[Path]) -> list[EnvironmentConfig]:
             envs.append(parse_environment(path.stem, shown, data))
         except ConfigError as exc:
             problems += exc.problems
-    problems += collisions
+    problems += collisions + state_collisions(envs)
     if problems:
         raise ConfigError(problems)
     return envs
+
+
+def state_collisions(envs: list[EnvironmentConfig]) -> list[str]:
+    """One problem for each environment whose state location an earlier one already uses."""
+    problems: list[str] = []
+    first: dict[str, str] = {}
+    for env in envs:
+        where = state_location(env.state_backend)
+        if where is None:
+            continue
+        other = first.setdefault(where, env.source_file)
+        if other != env.source_file:
+            problems.append(
+                f"{env.source_file}: backend: got {where}, allowed a state not used by another "
+                f"environment ({other} uses it; one would overwrite the other's state)"
+            )
+    return problems
 
 
 def resolve_workflow(

@@ -9,10 +9,11 @@ from ai_workflow.compat import cdk, provider
 from ai_workflow.source_bundle import SourceBundle
 from ai_workflow.workflow import AiWorkflow, AiWorkflowProps
 
+from .backend import add_backend
 from .config import EnvironmentConfig, WorkflowConfig
 
 # cdktf or cdktn, whichever ai_workflow.compat chose, and the matching Google provider.
-LocalBackend = cdk.LocalBackend
+App = cdk.App
 TerraformOutput = cdk.TerraformOutput
 TerraformStack = cdk.TerraformStack
 ArtifactRegistryRepository = provider("artifact_registry_repository").ArtifactRegistryRepository
@@ -77,9 +78,7 @@ class AiWorkflowStack(TerraformStack):
         self.bundle = bundle
         labels = env.all_labels
         GoogleProvider(self, "google", project=env.project_id, region=env.region)
-        # Relative to cdktf.out/stacks/<env>: state lives at the project root, outside the
-        # directory that every synth replaces, and no absolute path enters the JSON.
-        LocalBackend(self, path=f"../../../{env.state_path or f'terraform.{env.name}.tfstate'}")
+        add_backend(self, env.state_backend, hcl_output=App.of(self).hcl_output)
 
         services = []
         alert_dependencies = []

@@ -27,8 +27,8 @@ What is replaced:
   full synth): a stack directory of any other name is stale (its `config/<env>.toml` is
   gone) and is removed with its `.terraform/`, so `cdktf.out` lists exactly the app's
   stacks, as cdktf itself writes it, and nothing runs Terraform on a deleted environment.
-  Terraform state is not in `cdktf.out` (the backend writes it at the project root), so
-  this loses no state.
+  Terraform state is not in `cdktf.out` (a local backend writes it at the project root,
+  gcs and cloud keep it remote), so this loses no state.
 
 Anything else in `cdktf.out` (files next to `stacks/`) is left alone.
 """
@@ -48,10 +48,11 @@ from ai_workflow import compat
 from ai_workflow.source_bundle import SourceBundle, build_source_bundle
 
 from .config import EnvironmentConfig
+from .hcl import JSON_STACK_FILE, STACK_FILES, as_terraform_hcl, stack_file
 
 CARRIED_OVER = (".terraform", ".terraform.lock.hcl")
 MANIFEST = "manifest.json"
-STACK_FILE = "cdk.tf.json"
+STACK_FILE = JSON_STACK_FILE
 
 
 class OutputError(Exception):
@@ -76,18 +77,27 @@ class Written:
     removed: list[str] = field(default_factory=list)
 
 
-def synth_app(envs: Sequence[EnvironmentConfig], bundle: SourceBundle, outdir: Path) -> None:
-    """Synthesize `envs` into `outdir` (which must be new or empty)."""
+def synth_app(envs: Sequence[EnvironmentConfig], bundle: SourceBundle, outdir: Path) -> str:
+    """Synthesize `envs` into `outdir` (which must be new or empty). Returns the stack file
+    name: cdk.tf.json, or cdk.tf when the CLI asks for HCL (`cdktf synth --hcl` sets
+    SYNTH_HCL_OUTPUT=true; each stack reads that variable itself, so App's `hcl_output`
+    setting alone would write JSON into cdk.tf)."""
     from .stack import ASSET_DIR, AiWorkflowStack
 
     app = compat.cdk.App(outdir=str(outdir))
     for env in envs:
         AiWorkflowStack(app, env, bundle)
     app.synth()
+    name = stack_file(app.hcl_output)
     for env in envs:
-        asset_dir = outdir / "stacks" / env.name / ASSET_DIR
+        stack_dir = outdir / "stacks" / env.name
+        if app.hcl_output:
+            hcl = stack_dir / name
+            hcl.write_text(as_terraform_hcl(hcl.read_text(encoding="utf-8")), encoding="utf-8")
+        asset_dir = stack_dir / ASSET_DIR
         asset_dir.mkdir(parents=True, exist_ok=True)
         (asset_dir / bundle.file_name).write_bytes(bundle.data)
+    return name
 
 
 def synth_environments(
@@ -111,7 +121,7 @@ def synth_environments(
         raise OutputError(shown.as_posix(), _reason(exc)) from None
     try:
         try:
-            synth_app(envs, bundle, staging)
+            written_file = synth_app(envs, bundle, staging)
         except OSError as exc:
             raise OutputError(shown.as_posix(), _reason(exc)) from None
         names = [env.name for env in envs]
@@ -125,7 +135,7 @@ def synth_environments(
                 raise OutputError(shown.as_posix(), _reason(exc)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Written([outdir / "stacks" / name / STACK_FILE for name in names], removed)
+    return Written([outdir / "stacks" / name / written_file for name in names], removed)
 
 
 class _Journal:
@@ -180,7 +190,11 @@ def _swap(
         if configured is not None:
             stale = [n for n in existing if n not in configured and n not in names]
         present = sorted(
-            {n for n in existing if n not in stale and (stacks / n / STACK_FILE).is_file()}
+            {
+                n
+                for n in existing
+                if n not in stale and any((stacks / n / f).is_file() for f in STACK_FILES)
+            }
             | set(names)
         )
         manifest = _merged_manifest(outdir / MANIFEST, staging / MANIFEST, present)
