@@ -54,8 +54,8 @@ def dest_problem(dest: str, outdir: Path) -> str | None:
     foreign = _not_exported(path)
     if not foreign and (path / STACK_FILE).is_file():
         return None
-    held = ", ".join(foreign) if foreign else f"no {STACK_FILE}"
-    return f"DEST: got {dest!r} (holds {held}), allowed {ALLOWED_DEST}"
+    held = f"holds {', '.join(foreign)}" if foreign else f"no {STACK_FILE}"
+    return f"DEST: got {dest!r} ({held}), allowed {ALLOWED_DEST}"
 
 
 def _not_exported(dest: Path) -> list[str]:

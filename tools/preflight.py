@@ -166,7 +166,9 @@ def credential_problems(
     backend = read_backend(stack)
     if backend.cloud is None:
         source, problems = google_credentials(environ, home)
-        return f"{backend.kind} backend, Google credentials from {source}", problems
+        return (
+            f"{backend.kind} backend, Google credentials from {source}" if source else ""
+        ), problems
     host = backend.cloud.resolved_hostname(environ)
     token = find_token(host, environ, home)
     if token is not None:
