@@ -345,3 +345,30 @@ def test_all_present_is_one_line(tmp_path: Path, outdir: Path) -> None:
         f"preflight: dev ready: terraform 1.11.4, {outdir.as_posix()}/stacks/dev current, "
         f"local backend, Google credentials from {adc}\n"
     )
+
+
+def test_the_readme_shows_what_the_preflight_prints(tmp_path: Path, synth_outdir: Path) -> None:
+    """In a project laid out as the README's: config/ edited after the synth, Terraform 1.4,
+    no credentials."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("credentials prints these lines and stops (exit 2):\n\n```\n")[1]
+    shown = block.split("```")[0].splitlines()
+    project = tmp_path / "project"
+    shutil.copytree(FIXTURE_CONFIG_DIR, project / "config")
+    shutil.copytree(synth_outdir / "stacks" / "dev", project / "cdktf.out" / "stacks" / "dev")
+    (project / "function_src").symlink_to(ROOT / "function_src")
+    dev = project / "config" / "dev.toml"
+    dev.write_text(dev.read_text().replace('project_id = "', 'project_id = "x', 1))
+    fake_terraform(tmp_path / "bin", version_json("1.4.7"))
+    (tmp_path / "home").mkdir()
+    keep = {k: v for k, v in os.environ.items() if k in ("JSII_NODE", "LANG")}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "preflight.py"), "--env", "dev"],
+        cwd=project,
+        env={**keep, "PATH": on_path(tmp_path / "bin"), "HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == shown
