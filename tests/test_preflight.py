@@ -225,6 +225,34 @@ def test_tokens_from_terraform_login_and_the_cli_config(tmp_path: Path) -> None:
     assert preflight.credential_problems(CLOUD, {}, tmp_path)[1] == []
 
 
+def test_a_cloud_block_needs_an_organization_and_a_workspace(tmp_path: Path) -> None:
+    bare = {"terraform": {"cloud": {}}}
+    token = {"TF_TOKEN_app_terraform_io": "t"}
+    assert preflight.credential_problems(bare, token, tmp_path) == (
+        "",
+        [
+            "the stack's cloud block names no organization: set one in its backend settings, "
+            "or export TF_CLOUD_ORGANIZATION",
+            "the stack's cloud block names no workspace (name or tags): set one in its "
+            "backend settings, or export TF_WORKSPACE",
+        ],
+    )
+    environ = {**token, "TF_CLOUD_ORGANIZATION": "acme", "TF_WORKSPACE": "ai-dev"}
+    assert preflight.credential_problems(bare, environ, tmp_path)[1] == []
+    tagged = {"terraform": {"cloud": {"organization": "acme", "workspaces": {"tags": ["ai"]}}}}
+    assert preflight.credential_problems(tagged, token, tmp_path)[1] == []
+
+
+def test_a_bad_argument_is_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "tools/preflight.py"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "preflight: the following arguments are required: --env (see --help)\n"
+    )
+
+
 def test_read_backend_shapes() -> None:
     assert read_backend(LOCAL) == Backend("local", {"path": "../../../terraform.dev.tfstate"})
     assert read_backend(GCS).kind == "gcs"

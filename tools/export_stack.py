@@ -13,25 +13,18 @@ re-export replaces `cdk.tf.json` and `assets/` (an old zip goes). DEST inside `c
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from preflight import stack_problems
+from preflight import OneLineParser, stack_problems
 from stack_files import ASSET_DIR, STACK_FILE, workspace_files
 
 LOCK_FILE = ".terraform.lock.hcl"
 EXPORT_ENTRIES = frozenset({STACK_FILE, ASSET_DIR, LOCK_FILE})
 ALLOWED_DEST = "a new or empty directory outside cdktf.out, or a previous export"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def dest_problem(dest: str, outdir: Path) -> str | None:
@@ -94,7 +87,7 @@ def export(files: dict[str, bytes], dest: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="export-stack", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="export-stack", description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True)
     parser.add_argument("--dest", required=True, help="the directory to write (DEST)")
     parser.add_argument("--config-dir", type=Path, default=Path("config"))

@@ -43,7 +43,9 @@ SUPPORTED = "Terraform >= 1.5 and < 2"
 ADC_FILE = "application_default_credentials.json"
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """A bad argument is one line naming the tool, exit 2 (the deploy tools share it)."""
+
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: {message} (see --help)", file=sys.stderr)
         raise SystemExit(2)
@@ -169,10 +171,23 @@ def credential_problems(
         return (
             f"{backend.kind} backend, Google credentials from {source}" if source else ""
         ), problems
-    host = backend.cloud.resolved_hostname(environ)
+    cloud = backend.cloud
+    problems = []
+    if not cloud.resolved_organization(environ):
+        problems.append(
+            "the stack's cloud block names no organization: set one in its backend settings, "
+            "or export TF_CLOUD_ORGANIZATION"
+        )
+    if not (cloud.resolved_workspace(environ) or cloud.tags):
+        problems.append(
+            "the stack's cloud block names no workspace (name or tags): set one in its "
+            "backend settings, or export TF_WORKSPACE"
+        )
+    host = cloud.resolved_hostname(environ)
     token = find_token(host, environ, home)
     if token is not None:
-        return f"cloud backend on {host}, token from {token.source}", []
+        found = f"cloud backend on {host}, token from {token.source}"
+        return ("" if problems else found), problems
     variable = token_variable(host)
     problem = f"no Terraform Cloud token for {host}: run terraform login {host}, or set {variable}"
     if environ.get(CDKTF_TOKEN_VARIABLE):
@@ -180,7 +195,7 @@ def credential_problems(
             f" ({CDKTF_TOKEN_VARIABLE} is set, but terraform does not read it: "
             f'export {variable}="${CDKTF_TOKEN_VARIABLE}")'
         )
-    return "", [problem]
+    return "", [*problems, problem]
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -203,7 +218,7 @@ def preflight(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="preflight", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="preflight", description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True, help="the environment (config/<env>.toml)")
     parser.add_argument("--config-dir", type=Path, default=Path("config"))
     parser.add_argument("--outdir", type=Path, default=Path("cdktf.out"))

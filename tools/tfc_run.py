@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from preflight import stack_problems
+from preflight import OneLineParser, stack_problems
 from stack_backend import DEFAULT_CLOUD_HOSTNAME, CloudSettings, read_backend
 from stack_files import STACK_FILE, tarball, workspace_files
 from tfc_credentials import Token, find_token, token_variable
@@ -55,12 +55,6 @@ class ApiError(TfcError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
 
 
 @dataclass(frozen=True)
@@ -260,7 +254,7 @@ def wait_for_run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="tfc-run", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="tfc-run", description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True)
     parser.add_argument("--workspace", default="")
     parser.add_argument("--organization", default="")
