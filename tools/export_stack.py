@@ -67,21 +67,23 @@ def _not_exported(dest: Path) -> list[str]:
 
 
 def export(files: dict[str, bytes], dest: Path) -> None:
-    """Write `files` into `dest` (checked by `dest_problem`), staged beside it first so a
-    failed write leaves the previous export whole; a lock file in `dest` is kept."""
+    """Write `files` into `dest` (checked by `dest_problem`): written beside it first, then
+    renamed in, so a failed write leaves `dest` as it was; a lock file in `dest` is kept."""
     dest.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.export-", dir=dest.parent))
     try:
+        new = stage / "new"
+        (new / ASSET_DIR).mkdir(parents=True)
         for name, data in files.items():
-            path = stage / "new" / name
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            path = new / name
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-            path.chmod(0o644)
-        (stage / "new" / ASSET_DIR).mkdir(exist_ok=True, mode=0o755)
+        for path in new.rglob("*"):  # the same modes whatever the umask
+            path.chmod(0o755 if path.is_dir() else 0o644)
         if os.path.lexists(dest / ASSET_DIR):
             os.replace(dest / ASSET_DIR, stage / "old-assets")
-        os.replace(stage / "new" / ASSET_DIR, dest / ASSET_DIR)
-        os.replace(stage / "new" / STACK_FILE, dest / STACK_FILE)
+        os.replace(new / ASSET_DIR, dest / ASSET_DIR)
+        os.replace(new / STACK_FILE, dest / STACK_FILE)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

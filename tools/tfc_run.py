@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight import OneLineParser, stack_problems
-from stack_backend import DEFAULT_CLOUD_HOSTNAME, CloudSettings, read_backend
+from stack_backend import CloudSettings, read_backend
 from stack_files import STACK_FILE, tarball, workspace_files
 from tfc_credentials import Token, find_token, token_variable
 
@@ -70,11 +70,8 @@ def resolve_target(
     cloud: CloudSettings | None, environ: Mapping[str, str], organization: str, workspace: str
 ) -> Target:
     settings = cloud or CloudSettings()
-    hostname = settings.resolved_hostname(environ) if cloud else ""
-    address = (
-        environ.get("TFC_ADDRESS")
-        or f"https://{hostname or environ.get('TF_CLOUD_HOSTNAME') or DEFAULT_CLOUD_HOSTNAME}"
-    ).rstrip("/")
+    address = environ.get("TFC_ADDRESS") or f"https://{settings.resolved_hostname(environ)}"
+    address = address.rstrip("/")
     organization = organization or settings.resolved_organization(environ)
     workspace = workspace or settings.resolved_workspace(environ)
     missing = []
