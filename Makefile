@@ -73,11 +73,13 @@ deploy: install
 
 ## destroy: terraform destroy of ENV, only with CONFIRM=<the same env>
 ##   (`make destroy ENV=qa CONFIRM=qa`; Terraform asks again unless AUTO_APPROVE=1)
+# The confirmation comes first, before even the install.
 destroy: export DESTROY_CONFIRM := $(CONFIRM)
-destroy: install
+destroy:
 	@if [ "$$DESTROY_CONFIRM" != "$(ENV)" ]; then \
 		echo "error: CONFIRM: got '$$DESTROY_CONFIRM', allowed '$(ENV)' (make destroy ENV=$(ENV) CONFIRM=$(ENV) destroys every resource of $(ENV))" >&2; \
 		exit 2; fi
+	@$(MAKE) --no-print-directory -s install
 	$(PY) tools/preflight.py --env "$(ENV)"
 	$(TERRAFORM) init -input=false
 	$(TERRAFORM) destroy $(TF_AUTO_APPROVE)
