@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from environments import FIXTURE_CONFIG_DIR, ROOT
+from environments import FIXTURE_CONFIG_DIR, ROOT, jsii_cache_environ
 from terraform_check import REQUIRE_SWITCH
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -339,7 +339,7 @@ def run_preflight(outdir: Path, environ: dict[str, str]) -> subprocess.Completed
             str(outdir),
         ],
         cwd=ROOT,
-        env={**keep, **environ},
+        env={**keep, **jsii_cache_environ(), **environ},
         capture_output=True,
         text=True,
         timeout=300,
@@ -393,7 +393,12 @@ def test_the_readme_shows_what_the_preflight_prints(tmp_path: Path, synth_outdir
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "preflight.py"), "--env", "dev"],
         cwd=project,
-        env={**keep, "PATH": on_path(tmp_path / "bin"), "HOME": str(tmp_path / "home")},
+        env={
+            **keep,
+            **jsii_cache_environ(),
+            "PATH": on_path(tmp_path / "bin"),
+            "HOME": str(tmp_path / "home"),
+        },
         capture_output=True,
         text=True,
         timeout=300,

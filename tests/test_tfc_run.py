@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from environments import FIXTURE_CONFIG_DIR, ROOT
+from environments import FIXTURE_CONFIG_DIR, ROOT, jsii_cache_environ
 from tfc_api_server import MEDIA_TYPE, TfcApiServer, TfcState
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -271,7 +271,12 @@ def test_a_stale_stack_is_not_uploaded(
 def test_the_command_line_runs_as_make_tfc_run_does(outdir: Path, environ: dict[str, str]) -> None:
     """One real process: the script's imports, argument parsing and exit status."""
     with TfcApiServer(state(pending_polls=0)) as server:
-        env = {**os.environ, "TFC_ADDRESS": server.address, "TERRAFORM_CLOUD_TOKEN": TOKEN}
+        env = {
+            **os.environ,
+            **jsii_cache_environ(),
+            "TFC_ADDRESS": server.address,
+            "TERRAFORM_CLOUD_TOKEN": TOKEN,
+        }
         result = subprocess.run(
             [
                 *(sys.executable, "tools/tfc_run.py", "--env", "dev", "--config-dir", CONFIG),
