@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from environments import FIXTURE_CONFIG_DIR, ROOT
+from terraform_check import REQUIRE_SWITCH
 
 sys.path.insert(0, str(ROOT / "tools"))
 
@@ -219,3 +220,38 @@ def test_tfc_run_and_export_stack_pass_their_settings() -> None:
     assert command("export-stack", "ENV=dev", "DEST=infra/dev") == [
         *(".venv/bin/python", "tools/export_stack.py", "--env", '"dev"', "--dest", '"infra/dev"')
     ]
+
+
+def test_terraform_initialises_the_backend_where_the_targets_run_it(
+    outdir: Path, tmp_path: Path
+) -> None:
+    """`terraform -chdir=<stack> init -input=false`, as `make plan` runs it: the local backend
+    (state path relative to the stack) is configured; offline, only the provider download
+    fails after that (`tests/test_terraform.py` runs init with -backend=false only)."""
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        if os.environ.get(REQUIRE_SWITCH) == "1":
+            pytest.fail(f"terraform is not on PATH, and {REQUIRE_SWITCH}=1 requires it")
+        pytest.skip("terraform is not on PATH")
+    stack = outdir / "stacks" / "dev"
+    shutil.rmtree(stack / ".terraform")
+    (stack / ".terraform.lock.hcl").unlink()
+    (tmp_path / "cli.tfrc").write_text("")
+    (tmp_path / "plugins").mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TF_")},
+        "TF_CLI_CONFIG_FILE": str(tmp_path / "cli.tfrc"),
+        "TF_PLUGIN_CACHE_DIR": str(tmp_path / "plugins"),
+        "CHECKPOINT_DISABLE": "1",
+    }
+    result = subprocess.run(
+        [terraform, f"-chdir={stack}", "init", "-input=false", "-no-color"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert 'Successfully configured the backend "local"!' in output, output
+    assert result.returncode == 0 or "Failed to query available provider packages" in output
+    assert not (outdir.parent / "terraform.dev.tfstate").exists()  # init writes no state
