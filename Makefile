@@ -18,7 +18,8 @@ export CHECKPOINT_DISABLE := 1
 ENV ?= dev
 
 .PHONY: synth cdktf-synth test test-cdktn lint lint-workflows typecheck pytest snapshot-update bench \
-        watch diagram run-function publish up down clean install help
+        watch diagram run-function publish up down clean install help plan deploy destroy \
+        export-stack tfc-run
 
 ## help: list every target with what it does and its parameters (bare `make` runs synth)
 help:
@@ -51,6 +52,53 @@ synth: install
 ## cdktf-synth: the same through the real cdktf CLI (reads cdktf.json)
 cdktf-synth: install
 	npx --no-install cdktf synth --output cdktf.out
+
+# Terraform runs in the synthesized stack directory, on whatever backend its JSON names.
+TERRAFORM = terraform -chdir=cdktf.out/stacks/$(ENV)
+TF_AUTO_APPROVE = $(if $(filter 1,$(AUTO_APPROVE)),-auto-approve -input=false)
+
+## plan: preflight, then terraform init + plan in cdktf.out/stacks/ENV (synthesize first:
+##   `make synth plan ENV=dev`; a stale stack, a missing terraform or missing credentials
+##   are refused, one line each, exit 2)
+plan: install
+	$(PY) tools/preflight.py --env "$(ENV)"
+	$(TERRAFORM) init -input=false
+	$(TERRAFORM) plan -input=false
+
+## deploy: preflight, then terraform init + apply in cdktf.out/stacks/ENV (Terraform asks
+##   to confirm; AUTO_APPROVE=1 for CI)
+deploy: install
+	$(PY) tools/preflight.py --env "$(ENV)"
+	$(TERRAFORM) init -input=false
+	$(TERRAFORM) apply $(TF_AUTO_APPROVE)
+
+## destroy: terraform destroy of ENV, only with CONFIRM=<the same env>
+##   (`make destroy ENV=qa CONFIRM=qa`; Terraform asks again unless AUTO_APPROVE=1)
+# The confirmation comes first, before even the install.
+destroy: export DESTROY_CONFIRM := $(CONFIRM)
+destroy:
+	@if [ "$$DESTROY_CONFIRM" != "$(ENV)" ]; then \
+		echo "error: CONFIRM: got '$$DESTROY_CONFIRM', allowed '$(ENV)' (make destroy ENV=$(ENV) CONFIRM=$(ENV) destroys every resource of $(ENV))" >&2; \
+		exit 2; fi
+	@$(MAKE) --no-print-directory -s install
+	$(PY) tools/preflight.py --env "$(ENV)"
+	$(TERRAFORM) init -input=false
+	$(TERRAFORM) destroy $(TF_AUTO_APPROVE)
+
+## export-stack: write what a Terraform Cloud VCS-driven workspace needs into DEST:
+##   cdk.tf.json + assets/ of ENV (`make export-stack ENV=prod DEST=infra/prod`; DEST new,
+##   empty or a previous export, never inside cdktf.out)
+export-stack: install
+	$(PY) tools/export_stack.py --env "$(ENV)" --dest "$(DEST)"
+
+## tfc-run: API-driven Terraform Cloud run of ENV: upload the stack as a configuration
+##   version, queue a speculative plan, print its URL (APPLY=1: a run that can apply;
+##   WAIT=1: wait for its end; WORKSPACE=, ORGANIZATION= if the stack's cloud block does not
+##   say; MESSAGE=; TFC_ADDRESS= for Terraform Enterprise)
+tfc-run: install
+	$(PY) tools/tfc_run.py --env "$(ENV)" $(if $(WORKSPACE),--workspace "$(WORKSPACE)") \
+		$(if $(ORGANIZATION),--organization "$(ORGANIZATION)") $(if $(MESSAGE),--message "$(MESSAGE)") \
+		$(if $(filter 1,$(APPLY)),--apply) $(if $(filter 1,$(WAIT)),--wait)
 
 ## test: lint, type-check, lint the CI workflows and the whole pytest suite
 test: install lint typecheck lint-workflows pytest

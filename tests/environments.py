@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +34,15 @@ def generated_environment(workflows: int) -> dict[str, Any]:
             item["trigger"] = f"wf{i - 1:03d}"
         items.append(item)
     return {"project_id": "acme-ai-scale", "region": "europe-west4", "workflows": items}
+
+
+# Read once, at import: tests that give a child process another HOME change it later.
+_JSII_CACHE_ROOT = os.environ.get("JSII_RUNTIME_PACKAGE_CACHE_ROOT") or str(
+    Path.home() / ".cache" / "aws" / "jsii" / "package-cache"
+)
+
+
+def jsii_cache_environ() -> dict[str, str]:
+    """jsii's package cache kept where it is, for a child process given another HOME (jsii
+    finds its cache through HOME, and unpacking the provider again costs ~10 s)."""
+    return {"JSII_RUNTIME_PACKAGE_CACHE_ROOT": _JSII_CACHE_ROOT}
