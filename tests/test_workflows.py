@@ -213,8 +213,10 @@ def test_pull_requests_test_like_ci_and_plan_only_with_a_token() -> None:
     )
     plan = test[test.index("- name: Speculative plan in Terraform Cloud") :]
     assert "if: ${{ inputs.speculative-plan && steps.tfc.outputs.configured == 'true' }}" in plan
-    assert 'make tfc-run ENV="$(basename "$config" .toml)" SPECULATIVE=1' in plan
-    assert test.count("TF_API_TOKEN: ${{ secrets.TF_API_TOKEN }}") == 2
+    assert 'make tfc-run ENV="$env_name" WORKSPACE="${TF_WORKSPACE_PREFIX}${env_name}"' in plan
+    assert "APPLY=1" not in plan  # tfc-run's default: a speculative plan
+    assert "TERRAFORM_CLOUD_TOKEN: ${{ secrets.TF_API_TOKEN }}" in plan
+    assert test.count("TF_API_TOKEN: ${{ secrets.TF_API_TOKEN }}") == 1
     assert "secrets.TF_API_TOKEN" not in test[: test.index("- name: Upload the synthesized")]
     assert "on:\n  pull_request:\n" in TEXT["pull-request.yml"]
     assert "speculative-plan: true" in TEXT["pull-request.yml"]
@@ -242,7 +244,11 @@ def test_main_deploys_dev_then_prod_one_at_a_time() -> None:
     assert 'run: make deploy ENV="$DEPLOY_ENV"' in deploy
     tfc_run = deploy[deploy.index("- name: make tfc-run (Terraform Cloud)") :]
     assert "if: ${{ steps.tfc.outputs.configured == 'true' }}" in tfc_run
-    assert 'run: make tfc-run ENV="$DEPLOY_ENV"\n' in tfc_run
+    assert (
+        'run: make tfc-run ENV="$DEPLOY_ENV" WORKSPACE="${TF_WORKSPACE_PREFIX}${DEPLOY_ENV}" '
+        "APPLY=1 WAIT=1\n"
+    ) in tfc_run
+    assert "TERRAFORM_CLOUD_TOKEN: ${{ secrets.TF_API_TOKEN }}" in tfc_run
     assert "credentials_json" not in deploy
 
 
@@ -257,6 +263,7 @@ def test_the_readme_names_every_secret_and_variable_the_workflows_read() -> None
         "GCP_WORKLOAD_IDENTITY_PROVIDER",
         "TF_API_TOKEN",
         "TF_CLOUD_ORGANIZATION",
+        "TF_WORKSPACE_PREFIX",
     }
     for name in used:
         assert f"| `{name}` |" in ci, name
