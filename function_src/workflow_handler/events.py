@@ -50,6 +50,19 @@ ERROR_CODES = frozenset(
     }
 )
 
+DEAD_LETTER_ATTRIBUTES = (
+    "error",
+    "error_detail",
+    "source_message_id",
+    "source_subscription",
+    "workflow",
+    "dead_letter_payload",
+    "dropped_attributes",
+    "pipeline_job",
+)
+"""The attributes the handler adds to a message it dead-letters (docs/handler.md); a replay
+(tools/replay_dead_letters.py) drops them and keeps the producer's."""
+
 # --- The event contract -----------------------------------------------------------------------
 MAX_CORRELATION_ID_LENGTH = 128
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
