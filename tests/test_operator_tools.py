@@ -441,3 +441,26 @@ def test_replay_needs_a_workflow() -> None:
     assert result.stderr.splitlines()[-1] == (
         "replay_dead_letters.py: error: the following arguments are required: --workflow"
     )
+
+
+def test_the_readme_shows_what_the_tools_print() -> None:
+    """README "Operating": its example lines have the tools' exact formats."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Operating\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^```\n(.*?)^```", section, re.M | re.S)
+    smoke_lines = blocks[0].splitlines()
+    assert smoke_lines[0] == "$ make smoke ENV=dev"
+    assert PASS_LINE.fullmatch(smoke_lines[1]) and PASS_LINE.fullmatch(smoke_lines[2])
+    assert re.fullmatch(
+        r"FAIL train: no workflow\.probe\.ok within 120 s \(projects/acme-ai-dev/topics/"
+        r"ingest-results -> projects/acme-ai-dev/topics/train-results\); look at the function's "
+        r"logs and projects/acme-ai-dev/subscriptions/train-dead-letter-pull",
+        smoke_lines[3],
+    )
+    replay_lines = blocks[1].splitlines()
+    assert replay_lines[0].startswith("$ make replay-dead-letters ")
+    assert parsed("\n".join(replay_lines[1:])) == [
+        ("replayed", "8", "vertex_rejected"),
+        ("skipped", "14", "unknown_event_type"),
+    ]
+    assert replay_lines[-1].startswith("replayed 1 from projects/acme-ai-dev/subscriptions/")
