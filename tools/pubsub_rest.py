@@ -141,7 +141,7 @@ class PubSub:
         try:
             response = self.endpoint.session.request(method, url, json=body, timeout=TIMEOUT)
         except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as exc:
-            raise PubSubError(f"{method} {url}: {type(exc).__name__}: {_reason(exc)}") from None
+            raise PubSubError(f"{method} {url}: {type(exc).__name__}: {reason(exc)}") from None
         if response.status_code >= 300:
             raise PubSubError(
                 f"{method} {url}: HTTP {response.status_code}: {_error_text(response)}"
@@ -169,7 +169,8 @@ class PubSub:
 
     def pull(self, subscription: str, max_messages: int) -> list[dict[str, Any]]:
         """Up to `max_messages` received messages (`ackId`, `message` with `data` decoded to
-        bytes), without waiting for more (returnImmediately)."""
+        bytes), without waiting for more: returnImmediately, which Google discourages for
+        throughput but still honours; the tools poll a few subscriptions, briefly."""
         answer = self.call(
             "POST",
             f"{subscription}:pull",
@@ -204,7 +205,7 @@ def _error_text(response: Any) -> str:
         return repr(response.text.strip()[:300])
 
 
-def _reason(exc: Exception) -> str:
+def reason(exc: Exception) -> str:
     """The innermost cause of a requests error, e.g. `[Errno 111] Connection refused`."""
     inner = exc.args[0] if exc.args else exc
     inner = getattr(inner, "reason", inner)

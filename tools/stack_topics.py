@@ -26,7 +26,6 @@ class WorkflowTopics:
     """`projects/<p>/topics/<t>` its push subscription reads (the upstream's results topic
     when it chains)."""
     results_topic: str
-    dead_letter_topic: str
     dead_letter_subscription: str
     """`projects/<p>/subscriptions/<wf>-dead-letter-pull`."""
 
@@ -40,7 +39,6 @@ class WorkflowTopics:
             self,
             trigger_topic=moved(self.trigger_topic),
             results_topic=moved(self.results_topic),
-            dead_letter_topic=moved(self.dead_letter_topic),
             dead_letter_subscription=moved(self.dead_letter_subscription),
         )
 
@@ -77,7 +75,6 @@ def load_workflows(path: Path) -> tuple[str, list[WorkflowTopics]]:
                 workflow=workflow,
                 trigger_topic=trigger,
                 results_topic=function.environment[contract.ENV_RESULTS_TOPIC],
-                dead_letter_topic=function.environment[contract.ENV_DEAD_LETTER_TOPIC],
                 dead_letter_subscription=dead_letter_pull,
             )
         )

@@ -138,4 +138,6 @@ def test_the_schema_documents_a_follow_up_event() -> None:
     assert schema_errors(started, follow_up=True) == []
     assert schema_errors({**started, "payload": {**started["payload"], "error": {}}}, True) != []
     assert schema_errors({**follow_up, "idempotency_key": "K"}, follow_up=True) != []
+    probe_answer = {**follow_up, "type": "workflow.probe.ok"}
+    assert schema_errors(probe_answer, follow_up=True) != []  # never a reserved type
     assert set(schema["$defs"]) >= {"event", "follow_up_event", "follow_up_payload"}
