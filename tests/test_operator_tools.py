@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -232,6 +233,36 @@ class TestSmoke:
         )
         assert [line.split(":")[0] for line in lines[1:]] == ["PASS ingest", "PASS train"]
         assert took < 3 + 15, took
+        assert smoke_subscriptions(twin) == []
+
+    def test_ctrl_c_during_the_wait_deletes_the_subscriptions(self, dev: Any) -> None:
+        """A probe that is never answered (batch-predict's push subscription is gone), Ctrl-C
+        while the tool waits: one line, exit 130, nothing left behind."""
+        twin, stack, directory = dev
+        push = twin.subscription("batch-predict-push")
+        saved = twin.admin.get(push)
+        twin.admin.delete(push)
+        base = {k: v for k, v in os.environ.items() if not k.startswith(ENV_VARS_REMOVED)}
+        try:
+            process = subprocess.Popen(
+                [sys.executable, str(SMOKE), "--env", "dev", "--stack", str(stack)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+                env={**base, "AI_WORKFLOW_TWIN_DIR": str(directory)},
+            )
+            twin.wait_for(
+                lambda: len(smoke_subscriptions(twin)) == 3, what="the smoke subscriptions"
+            )
+            time.sleep(1)  # the answers of the other two are in: only batch-predict is waited for
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=30)
+        finally:
+            body = {k: v for k, v in saved.items() if k not in ("name", "state")}
+            twin.admin.create_subscription(push, body)
+        assert (process.returncode, stdout) == (130, "")
+        assert stderr == "smoke.py: error: interrupted; the temporary subscriptions were deleted\n"
         assert smoke_subscriptions(twin) == []
 
 

@@ -17,6 +17,7 @@ from stack_topics import StackError, WorkflowTopics, default_stack_path, load_wo
 
 USAGE = 2
 FAILED = 1
+INTERRUPTED = 130
 
 
 def fail(prog: str, code: int, message: str) -> NoReturn:

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from operator_cli import FAILED, USAGE, Parser, connect, fail
+from operator_cli import FAILED, INTERRUPTED, USAGE, Parser, connect, fail
 from pubsub_rest import PubSub, PubSubError
 from stack_topics import WorkflowTopics
 
@@ -190,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         replay.run()
+    except KeyboardInterrupt:
+        print(replay.summary())
+        fail(
+            PROG,
+            INTERRUPTED,
+            f"interrupted; what was not replayed is back on {replay.subscription}",
+        )
     except PubSubError as exc:
         print(replay.summary())
         fail(PROG, FAILED, f"{exc} (what was not acknowledged stays on {replay.subscription})")

@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from operator_cli import FAILED, USAGE, Parser, connect, fail
+from operator_cli import FAILED, INTERRUPTED, USAGE, Parser, connect, fail
 from pubsub_rest import PubSub, PubSubError
 from stack_topics import WorkflowTopics
 
@@ -157,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.timeout <= 3600:
         fail(PROG, USAGE, f"--timeout: got {args.timeout:g}, allowed 0 < seconds <= 3600")
     target = connect(PROG, args, args.workflow)
-    passed = run(target.pubsub, target.workflows, target.project, args.timeout)
+    try:
+        passed = run(target.pubsub, target.workflows, target.project, args.timeout)
+    except KeyboardInterrupt:
+        fail(PROG, INTERRUPTED, "interrupted; the temporary subscriptions were deleted")
     return 0 if passed else FAILED
 
 
