@@ -18,8 +18,8 @@ export CHECKPOINT_DISABLE := 1
 ENV ?= dev
 
 .PHONY: synth cdktf-synth test test-cdktn lint lint-workflows typecheck pytest snapshot-update bench \
-        watch diagram run-function publish up down clean install help plan deploy destroy \
-        export-stack tfc-run
+        watch diagram run-function publish up down smoke replay-dead-letters clean install help \
+        plan deploy destroy export-stack tfc-run
 
 ## help: list every target with what it does and its parameters (bare `make` runs synth)
 help:
@@ -182,6 +182,25 @@ up: install
 ## down: stop everything `make up ENV=...` started (emulator, functions, stand-in; logs stay)
 down: $(VENV)/.installed
 	$(PY) tools/twin down --env "$(ENV)"
+
+## smoke: after a deploy, prove publish -> push -> handler -> results topic for every workflow
+##   of ENV (from cdktf.out/stacks/<env>/cdk.tf.json) without starting a pipeline: one
+##   PASS/FAIL line each, exit 1 if one fails (WORKFLOW=train: only it; TIMEOUT=120 seconds;
+##   PROJECT=, ALLOW_OTHER_PROJECT=1 to act on another project than the environment's)
+smoke: $(VENV)/.installed
+	$(PY) tools/smoke.py --env "$(ENV)" $(if $(WORKFLOW),--workflow "$(WORKFLOW)") \
+		--timeout "$(or $(TIMEOUT),120)" $(if $(PROJECT),--project "$(PROJECT)") \
+		$(if $(ALLOW_OTHER_PROJECT),--allow-other-project)
+
+## replay-dead-letters: republish WORKFLOW's dead letters (ENV) to its trigger topic with the
+##   producer's attributes, each acknowledged only after its publish (LIMIT=N: at most N;
+##   ERROR=<code>: only those, e.g. vertex_rejected or max_delivery_attempts; DRY_RUN=1: list
+##   them, publish and acknowledge nothing; PROJECT=, ALLOW_OTHER_PROJECT=1 as for smoke)
+replay-dead-letters: $(VENV)/.installed
+	$(PY) tools/replay_dead_letters.py --env "$(ENV)" $(if $(WORKFLOW),--workflow "$(WORKFLOW)") \
+		$(if $(LIMIT),--limit "$(LIMIT)") $(if $(ERROR),--error "$(ERROR)") \
+		$(if $(DRY_RUN),--dry-run) $(if $(PROJECT),--project "$(PROJECT)") \
+		$(if $(ALLOW_OTHER_PROJECT),--allow-other-project)
 
 ## bench: eager vs lazy provider imports, 1/10/50/100-workflow stacks, handler import time;
 ##   cdktf against cdktn; prints a table and writes bench/results.md (RUNS=5 cold processes

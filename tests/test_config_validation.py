@@ -622,3 +622,23 @@ def test_the_renamed_key_beside_the_new_one_is_an_error() -> None:
         "config/dev.toml: workflows[0].routes.data.ready.result_event_type: got 'model.train' "
         "beside on_success, allowed only on_success (result_event_type was renamed on_success)"
     ]
+
+
+RESERVED = (
+    "allowed an event type other than workflow.probe and workflow.probe.ok (reserved for the "
+    "smoke probe, which every handler answers without a job)"
+)
+
+
+def test_the_smoke_probe_types_are_reserved() -> None:
+    last = DEV["workflows"][2]  # batch-predict: nothing chains onto it
+    probe = {**last["routes"], "workflow.probe": dict(ROUTE)}
+    assert problems(with_workflow(2, routes=probe)) == [
+        f"config/dev.toml: workflows[2].routes.workflow.probe: got 'workflow.probe', {RESERVED}"
+    ]
+    for key in ("on_success", "on_failure", "on_start"):
+        route = {"predict.batch": {**last["routes"]["predict.batch"], key: "workflow.probe.ok"}}
+        assert problems(with_workflow(2, routes=route)) == [
+            f"config/dev.toml: workflows[2].routes.predict.batch.{key}: got "
+            f"'workflow.probe.ok', {RESERVED}"
+        ], key

@@ -45,3 +45,25 @@ def test_synth_env_synthesizes_only_that_environment() -> None:
     assert 'main.py --env "qa"\n' in make("-n", "synth", "ENV=qa")
     assert 'main.py --env "qa" --env "dev"\n' in make("-n", "synth", "ENV=qa dev")
     assert "--env" not in make("-n", "synth")
+
+
+def command(*args: str) -> str:
+    """`make -n` of a target: its command on one line, whitespace collapsed."""
+    return " ".join(make("-n", *args).replace("\\\n", " ").split())
+
+
+def test_the_operator_targets_pass_their_parameters() -> None:
+    assert command("smoke", "ENV=prod", "WORKFLOW=train", "TIMEOUT=30").endswith(
+        'tools/smoke.py --env "prod" --workflow "train" --timeout "30"'
+    )
+    assert command("smoke").endswith('tools/smoke.py --env "dev" --timeout "120"')
+    replay = command(
+        "replay-dead-letters", "WORKFLOW=ingest", "LIMIT=5", "ERROR=bad_json", "DRY_RUN=1"
+    )
+    assert replay.endswith(
+        'tools/replay_dead_letters.py --env "dev" --workflow "ingest" --limit "5" '
+        '--error "bad_json" --dry-run'
+    )
+    assert command("smoke", "PROJECT=p", "ALLOW_OTHER_PROJECT=1").endswith(
+        '--project "p" --allow-other-project'
+    )

@@ -13,9 +13,7 @@ Each class brings one twin up on free ports in a tmp folder and always takes it 
 
 from __future__ import annotations
 
-import atexit
 import datetime
-import functools
 import itertools
 import json
 import os
@@ -24,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +30,7 @@ from typing import Any
 
 import pytest
 import requests
-from environments import FIXTURE_CONFIG_DIR, ROOT, SOURCE_DIR
+from environments import ROOT
 
 # The twin is one of the project's tools (tests import tools, never the reverse). Appended, so
 # that a tool's module name never shadows anything else.
@@ -41,45 +38,11 @@ TOOLS = ROOT / "tools"
 if str(TOOLS) not in sys.path:
     sys.path.append(str(TOOLS))
 
-from twin.client import Message, TwinClient, twin_up  # noqa: E402
-from twin.emulator import MissingPrerequisite, check_prerequisites  # noqa: E402
+from twin.client import Message, TwinClient  # noqa: E402
 from twin.stack import Stack  # noqa: E402
+from twin_stacks import start_twin, synthesized  # noqa: E402
 
 JOB_DELAY = "0.3"  # seconds each pipeline job "runs" in the stand-in
-
-
-@functools.cache
-def _stacks_dir() -> Path:
-    """Where this module synthesizes its stacks (made on first use, removed at exit)."""
-    directory = Path(tempfile.mkdtemp(prefix="twin-stacks-"))
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    return directory
-
-
-def _emulator_missing() -> str | None:
-    try:
-        check_prerequisites()
-    except MissingPrerequisite as exc:
-        return str(exc)
-    return None
-
-
-@functools.cache
-def synthesized(name: str, config: str | None = None) -> Path:
-    """cdk.tf.json of tests/fixtures/config/<name>.toml, or of `config` (JSON of a settings
-    dict) as environment `name`, synthesized once per session in-process."""
-    from ai_workflow.source_bundle import build_source_bundle
-    from ai_workflow_app import load_environments
-    from ai_workflow_app.config import parse_environment
-    from ai_workflow_app.synth import synth_app
-
-    if config is None:
-        envs = load_environments([FIXTURE_CONFIG_DIR / f"{name}.toml"])
-    else:
-        envs = [parse_environment(name, "generated", json.loads(config))]
-    outdir = _stacks_dir() / name
-    synth_app(envs, build_source_bundle(SOURCE_DIR), outdir)
-    return outdir / "stacks" / name / "cdk.tf.json"
 
 
 def stack_has_sinks() -> bool:
@@ -123,15 +86,6 @@ MILLISECOND = datetime.timedelta(milliseconds=1)  # the emulator's publishTime i
 
 def events_with(tap_messages: list[Message], correlation_id: str) -> list[Message]:
     return [m for m in tap_messages if m.json.get("correlation_id") == correlation_id]
-
-
-def start_twin(directory: Path, stack: Path, *options: str) -> Any:
-    """twin_up, failing (not skipping) when the emulator is missing: it is a prerequisite of
-    this project's machines and CI, and the message says what to install."""
-    problem = _emulator_missing()
-    if problem:
-        pytest.fail(f"the twin needs Google's Pub/Sub emulator: {problem}")
-    return twin_up(stack, directory, *options)
 
 
 # --- the dev stack --------------------------------------------------------------------------------

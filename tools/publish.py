@@ -32,6 +32,8 @@ from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "function_src"))
 
+from pubsub_rest import reason  # tools/pubsub_rest.py
+
 from workflow_handler import contract, events, wire
 from workflow_handler.settings import CLOUD_PLATFORM_SCOPE, PUBSUB_ENDPOINT
 
@@ -228,7 +230,7 @@ def _post(session: Any, url: str, body: dict[str, Any], accept_any_status: bool 
     try:
         response = session.post(url, json=body, timeout=TIMEOUT)
     except requests.ConnectionError as exc:
-        raise _NoConnection(f"POST {url}: cannot connect ({_reason(exc)})") from None
+        raise _NoConnection(f"POST {url}: cannot connect ({reason(exc)})") from None
     except google.auth.exceptions.RefreshError as exc:
         raise RuntimeError(
             f"POST {url}: the Google credentials did not give an access token ({exc}); "
@@ -239,13 +241,6 @@ def _post(session: Any, url: str, body: dict[str, Any], accept_any_status: bool 
     if not accept_any_status and response.status_code >= 300:
         raise RuntimeError(f"POST {url}: HTTP {response.status_code}: {response.text[:300]!r}")
     return response
-
-
-def _reason(exc: Exception) -> str:
-    """The innermost cause of a requests error, e.g. `[Errno 111] Connection refused`."""
-    inner = exc.args[0] if exc.args else exc
-    inner = getattr(inner, "reason", inner)  # urllib3's MaxRetryError -> NewConnectionError
-    return str(inner).rsplit(": ", 1)[-1] or type(exc).__name__
 
 
 def topic_from_config(config_dir: Path, env_name: str, workflow: str | None) -> str:

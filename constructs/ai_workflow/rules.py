@@ -171,6 +171,13 @@ def matches(field: str, value: Any, pattern: re.Pattern[str], allowed: str) -> P
     return []
 
 
+def not_reserved_event_type(field: str, value: Any) -> Problems:
+    """The smoke probe's event types are the handler's own: no route takes or publishes them."""
+    if contract.is_reserved_event_type(value):
+        return [f"{field}: got {value!r}, allowed {contract.RESERVED_EVENT_TYPES_RULE}"]
+    return []
+
+
 def one_of(field: str, value: Any, choices: Iterable[str]) -> Problems:
     options = tuple(choices)
     if value not in options:

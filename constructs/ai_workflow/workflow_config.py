@@ -256,6 +256,7 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
                 rules.EVENT_TYPE,
                 "a dotted lowercase event type such as model.train",
             )
+            p += rules.not_reserved_event_type(at, event_type)
             p += rules.template_uri(f"{at}.template_uri", route.template_uri)
             if not isinstance(route.parameters, dict):
                 p.append(f"{at}.parameters: got {route.parameters!r}, allowed a table")
@@ -275,6 +276,7 @@ def workflow_problems(where: str, w: WorkflowConfig) -> list[str]:
                     rules.EVENT_TYPE,
                     f"a dotted lowercase event type such as {example}",
                 )
+                p += rules.not_reserved_event_type(f"{at}.{key}", value)
     seen_members: dict[str, int] = {}
     for i, member in enumerate(w.publishers):
         if isinstance(member, str) and member_id(member) in seen_members:

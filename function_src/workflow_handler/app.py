@@ -163,6 +163,8 @@ class WorkflowHandler:
                 correlation_id=events.effective_correlation_id(event, message.message_id),
             )
             events.check_attributes_agree(event, message.attributes)
+            if contract.is_reserved_event_type(event.type):
+                return self._probe(message, event, salvage, ctx)
             route = self.settings.routes.get(event.type)
             if route is None and event.type in self.settings.ignored_event_types:
                 return (
@@ -180,6 +182,42 @@ class WorkflowHandler:
         except PermanentError as exc:
             return self._dead_letter(exc, salvage, ctx)
         return self._start(message, event, route, salvage, ctx)
+
+    def _probe(
+        self, message: PushMessage, event: Event, salvage: Salvage, ctx: _Context
+    ) -> tuple[str, str, Reply]:
+        """The smoke probe: answer it on the results topic, start nothing. A probe result
+        (an upstream workflow's answer, arriving on a chained trigger) is acknowledged."""
+        if event.type == contract.PROBE_RESULT_EVENT_TYPE:
+            return (
+                "INFO",
+                f"{event.type} of workflow {event.payload['workflow']}: a probe result, "
+                "acknowledged, no job",
+                Reply(ACK, {"outcome": "ignored"}),
+            )
+        correlation_id = events.effective_correlation_id(event, message.message_id)
+        answer = events.probe_result(event, self.settings.workflow, correlation_id)
+        attributes = events.event_attributes(answer, workflow=self.settings.workflow)
+        published = self.apis.publish(
+            self.settings.results_topic, events.encode_event(answer), attributes
+        )
+        if published.kind == TRANSIENT:
+            ctx.update(error_detail=published.detail)
+            return (
+                "WARNING",
+                "the probe answer failed to publish transiently; asking Pub/Sub to retry",
+                Reply(RETRY, {"outcome": "retry"}),
+            )
+        if published.kind != OK:
+            return self._dead_letter(
+                PermanentError(events.RESULTS_PUBLISH_REJECTED, published.detail), salvage, ctx
+            )
+        ctx.update(result_event_type=answer.type, results_message_id=_first_id(published))
+        return (
+            "INFO",
+            f"probe answered: {answer.type} published",
+            Reply(ACK, {"outcome": "probe_answered", "nonce": event.payload["nonce"]}),
+        )
 
     def _start(
         self, message: PushMessage, event: Event, route: Route, salvage: Salvage, ctx: _Context

@@ -95,6 +95,30 @@ def is_event_type(value: object) -> bool:
     return isinstance(value, str) and EVENT_TYPE.match(value) is not None
 
 
+# --- The probe (make smoke): reserved event types every handler answers without a job --------
+PROBE_EVENT_TYPE = "workflow.probe"
+"""On a trigger topic: the handler publishes PROBE_RESULT_EVENT_TYPE to its results topic and
+starts nothing. Its payload is exactly `{"nonce": <PROBE_NONCE>}`."""
+PROBE_RESULT_EVENT_TYPE = "workflow.probe.ok"
+"""The answer: payload `{"nonce": <the probe's>, "workflow": <the answering workflow>}`, the
+probe's correlation id. A chained workflow receives it on its trigger topic and acknowledges it
+without a job, so it is never taken for an outcome."""
+RESERVED_EVENT_TYPES = (PROBE_EVENT_TYPE, PROBE_RESULT_EVENT_TYPE)
+"""No route may take or publish these (the stack's settings and the handler's ROUTES refuse
+them)."""
+PROBE_NONCE_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+PROBE_NONCE = re.compile(rf"\A(?:{PROBE_NONCE_PATTERN})\Z")
+RESERVED_EVENT_TYPES_RULE = (
+    f"an event type other than {' and '.join(RESERVED_EVENT_TYPES)} (reserved for the smoke "
+    "probe, which every handler answers without a job)"
+)
+
+
+def is_reserved_event_type(value: object) -> bool:
+    """True for the probe's event types, which no route may take or publish."""
+    return value in RESERVED_EVENT_TYPES
+
+
 # --- The ROUTES schema --------------------------------------------------------------------------
 ROUTE_TEMPLATE_URI = "template_uri"
 ROUTE_PARAMETERS = "parameters"

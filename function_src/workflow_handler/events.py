@@ -58,6 +58,19 @@ ERROR_CODES = frozenset(
     }
 )
 
+DEAD_LETTER_ATTRIBUTES = (
+    "error",
+    "error_detail",
+    "source_message_id",
+    "source_subscription",
+    "workflow",
+    "dead_letter_payload",
+    "dropped_attributes",
+    "pipeline_job",
+)
+"""The attributes the handler adds to a message it dead-letters (docs/handler.md); a replay
+(tools/replay_dead_letters.py) drops them and keeps the producer's."""
+
 # --- The event contract -----------------------------------------------------------------------
 MAX_CORRELATION_ID_LENGTH = 128
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
@@ -158,6 +171,8 @@ def validate_event(obj: Any) -> Event:
                 f"'{key}' {_short(obj[key])} must be a string of 1 to "
                 f"{longest} characters without control characters",
             )
+    if contract.is_reserved_event_type(event_type):
+        _check_probe_payload(event_type, payload)
     correlation_id = obj.get("correlation_id")
     idempotency_key = obj.get("idempotency_key")
     return Event(
@@ -192,6 +207,44 @@ def is_correlation_id(value: object) -> bool:
 
 def is_idempotency_key(value: object) -> bool:
     return _is_short_text(value, MAX_IDEMPOTENCY_KEY_LENGTH)
+
+
+# --- The probe (make smoke, docs/handler.md "The probe") ---------------------------------------
+
+
+def _check_probe_payload(event_type: str, payload: dict[str, Any]) -> None:
+    """A probe's payload is exactly {"nonce"}; a probe result's {"nonce", "workflow"}."""
+    keys = ("nonce",) if event_type == contract.PROBE_EVENT_TYPE else ("nonce", "workflow")
+    if sorted(payload) != sorted(keys):
+        raise PermanentError(
+            SCHEMA_VIOLATION,
+            f"a {event_type} payload has exactly the keys {', '.join(keys)}; "
+            f"got {_short(sorted(payload))}",
+        )
+    nonce = payload["nonce"]
+    if not isinstance(nonce, str) or not contract.PROBE_NONCE.match(nonce):
+        raise PermanentError(
+            SCHEMA_VIOLATION,
+            f"'payload.nonce' {_short(nonce)} must match {contract.PROBE_NONCE_PATTERN}",
+        )
+    workflow = payload.get("workflow", "-")
+    if "workflow" in payload and (
+        not isinstance(workflow, str) or not contract.WORKFLOW_NAME.match(workflow)
+    ):
+        raise PermanentError(
+            SCHEMA_VIOLATION,
+            f"'payload.workflow' {_short(workflow)} must be a workflow name "
+            f"({contract.WORKFLOW_NAME_PATTERN})",
+        )
+
+
+def probe_result(probe: Event, workflow: str, correlation_id: str) -> Event:
+    """The answer to a probe: its nonce, the answering workflow, the probe's correlation id."""
+    return Event(
+        type=contract.PROBE_RESULT_EVENT_TYPE,
+        payload={"nonce": probe.payload["nonce"], "workflow": workflow},
+        correlation_id=correlation_id,
+    )
 
 
 def decode_event(data: bytes) -> Event:

@@ -219,6 +219,10 @@ def _parse_routes(raw: str | None) -> dict[str, Route]:
             raise ConfigError(
                 name, raw, f"event types as keys ({EVENT_TYPE_PATTERN}); got {event_type!r}"
             )
+        if c.is_reserved_event_type(event_type):
+            raise ConfigError(
+                name, raw, f"{c.RESERVED_EVENT_TYPES_RULE} as keys; got {event_type!r}"
+            )
         if not isinstance(spec, dict):
             raise ConfigError(name, raw, f"{where} to be an object")
         unknown = sorted(set(spec) - set(c.ROUTE_KEYS))
@@ -256,6 +260,10 @@ def _parse_routes(raw: str | None) -> dict[str, Route]:
                     name,
                     raw,
                     f"{where}.{key} to be an event type ({EVENT_TYPE_PATTERN}); got {value!r}",
+                )
+            if c.is_reserved_event_type(value):
+                raise ConfigError(
+                    name, raw, f"{where}.{key} to be {c.RESERVED_EVENT_TYPES_RULE}; got {value!r}"
                 )
         routes[event_type] = Route(
             event_type,

@@ -9,6 +9,8 @@ from typing import Any
 from handler_fixtures import REPO
 from jsonschema import Draft202012Validator
 
+from workflow_handler import contract
+
 SCHEMA_PATH = REPO / "docs" / "events.schema.json"
 
 
@@ -28,6 +30,15 @@ def assert_event(obj: Any) -> None:
 def assert_follow_up(obj: Any) -> None:
     """`obj` is a follow-up event (a job's start or outcome) by the published schema."""
     _validators()[1].validate(obj)
+
+
+def assert_result(obj: Any) -> None:
+    """`obj` is what a handler may publish to its results topic: a follow-up event, or the
+    answer to a smoke probe (workflow.probe.ok, valid by the event schema's probe rule)."""
+    if isinstance(obj, dict) and obj.get("type") == contract.PROBE_RESULT_EVENT_TYPE:
+        assert_event(obj)
+    else:
+        assert_follow_up(obj)
 
 
 def schema_errors(obj: Any, follow_up: bool = False) -> list[str]:

@@ -23,6 +23,9 @@ GOOD: list[Any] = [
     {"type": "model.retrain_v2", "payload": {"n": [1, None]}, "correlation_id": "order-42"},
     {"type": "predict.batch", "payload": {}, "idempotency_key": "Batch/2026-11-24"},
     {"type": "x1.y2.z3", "payload": {}, "correlation_id": "ü €", "idempotency_key": "k"},
+    {"type": "workflow.probe", "payload": {"nonce": "0f3a-_Z"}, "correlation_id": "smoke-1"},
+    {"type": "workflow.probe.ok", "payload": {"nonce": "n" * 64, "workflow": "train-eu"}},
+    {"type": "workflow.probed", "payload": {}},  # not reserved: any payload
 ]
 BAD: list[Any] = [
     [1, 2],
@@ -43,6 +46,17 @@ BAD: list[Any] = [
     {"type": "model.train", "payload": {}, "idempotency_key": ""},
     {"type": "model.train", "payload": {}, "idempotency_key": "k" * 129},
     {"type": "model.train", "payload": {}, "idempotency_key": "\x7f"},
+    {"type": "workflow.probe", "payload": {}},
+    {"type": "workflow.probe", "payload": {"nonce": ""}},
+    {"type": "workflow.probe", "payload": {"nonce": "n" * 65}},
+    {"type": "workflow.probe", "payload": {"nonce": "a b"}},
+    {"type": "workflow.probe", "payload": {"nonce": "ab\n"}},
+    {"type": "workflow.probe", "payload": {"nonce": 7}},
+    {"type": "workflow.probe", "payload": {"nonce": "n", "epochs": 5}},
+    {"type": "workflow.probe.ok", "payload": {"nonce": "n"}},
+    {"type": "workflow.probe.ok", "payload": {"nonce": "n", "workflow": "Train"}},
+    {"type": "workflow.probe.ok", "payload": {"nonce": "n", "workflow": "train\n"}},
+    {"type": "workflow.probe.ok", "payload": {"nonce": "n", "workflow": "train", "x": 1}},
 ]
 
 
@@ -80,8 +94,16 @@ json_values = st.recursive(
     st.fixed_dictionaries(
         {},
         optional={
-            "type": st.sampled_from(["model.train", "a.b_c", "Model.x", "x", ""]) | json_values,
-            "payload": st.dictionaries(st.text(max_size=5), json_values, max_size=3) | json_values,
+            "type": st.sampled_from(
+                ["model.train", "a.b_c", "Model.x", "x", "", "workflow.probe", "workflow.probe.ok"]
+            )
+            | json_values,
+            "payload": st.dictionaries(st.text(max_size=5), json_values, max_size=3)
+            | st.fixed_dictionaries(
+                {"nonce": st.sampled_from(["n-1", "", "a b", "x\n"]) | json_values},
+                optional={"workflow": st.sampled_from(["train", "T", "t\n"]) | json_values},
+            )
+            | json_values,
             "correlation_id": st.text(max_size=130) | json_values,
             "idempotency_key": st.text(max_size=130) | json_values,
             "extra": json_values,
@@ -116,4 +138,6 @@ def test_the_schema_documents_a_follow_up_event() -> None:
     assert schema_errors(started, follow_up=True) == []
     assert schema_errors({**started, "payload": {**started["payload"], "error": {}}}, True) != []
     assert schema_errors({**follow_up, "idempotency_key": "K"}, follow_up=True) != []
+    probe_answer = {**follow_up, "type": "workflow.probe.ok"}
+    assert schema_errors(probe_answer, follow_up=True) != []  # never a reserved type
     assert set(schema["$defs"]) >= {"event", "follow_up_event", "follow_up_payload"}

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from event_schema import assert_follow_up
+from event_schema import assert_result
 from handler_envelopes import make_envelope, rfc3339
 from handler_fixtures import PIPELINE_EVENTS_SUBSCRIPTION, SUBSCRIPTION, handler_env
 from hypothesis import HealthCheck, given, settings
@@ -49,7 +49,17 @@ json_values = st.recursive(
     max_leaves=12,
 )
 event_types = st.sampled_from(
-    ["model.train", "model.retrain", "predict.batch", "model.eval", "Model.train", "x", ""]
+    [
+        "model.train",
+        "model.retrain",
+        "predict.batch",
+        "model.eval",
+        "Model.train",
+        "x",
+        "",
+        "workflow.probe",
+        "workflow.probe.ok",
+    ]
 )
 texts = st.text(max_size=40) | st.text(st.characters(exclude_categories=()), max_size=8)
 
@@ -64,6 +74,10 @@ def events_json(draw: st.DrawFn) -> Any:
         obj["payload"] = draw(st.dictionaries(st.text(max_size=8), json_values, max_size=4))
     if draw(st.booleans()):
         obj["payload"] = draw(json_values)
+    if draw(st.integers(0, 3)) == 0:  # a probe's payload, or a probe result's
+        obj["payload"] = {"nonce": draw(st.sampled_from(["n-1", "", "a b"]) | json_values)}
+        if draw(st.booleans()):
+            obj["payload"]["workflow"] = draw(st.sampled_from(["train", "T"]) | json_values)
     if draw(st.booleans()):
         obj["correlation_id"] = draw(texts | json_values)
     if draw(st.integers(0, 3)) == 0:
@@ -175,7 +189,7 @@ class FakeApis:
         problem = publish_problem(loads_google(wire.encode_request(body)))
         assert problem is None, problem  # the handler never sends what Pub/Sub would reject
         if topic == SETTINGS.results_topic:
-            assert_follow_up(json.loads(data))  # ...and publishes only the documented events
+            assert_result(json.loads(data))  # ...and publishes only the documented events
         return ApiResponse(self.publish_status, {"messageIds": ["9"]}, "publish")
 
     def _job(self, job_id: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -278,6 +292,9 @@ def test_handler_never_crashes_and_answers_as_documented(body: bytes) -> None:
         assert attributes["error"] == reply.body["error"] in events.ERROR_CODES
     elif outcome == "ignored":
         assert kinds == []
+    elif outcome == "probe_answered":  # the smoke probe: one answer, no job
+        assert kinds == ["publish"] and apis.calls[0][1][0] == SETTINGS.results_topic
+        assert json.loads(apis.calls[0][1][1])["type"] == "workflow.probe.ok"
     else:
         assert outcome == "dropped_stale" and kinds == []
 
