@@ -36,4 +36,3 @@ def test_the_job_is_created_with_the_key(cmek_server: str, stand_ins: StandIns) 
     assert create.query == {"pipelineJobId": [f"train-model-{message_id}"]}
     assert create.json["encryptionSpec"] == {"kmsKeyName": KEY}
     assert create.json["serviceAccount"] == "pipeline@test-project.iam.gserviceaccount.com"
-
