@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from constructs import Construct
 
 from ai_workflow.bucket import HardenedBucket, HardenedBucketProps
@@ -94,7 +96,7 @@ class AiWorkflowStack(TerraformStack):
         # directory that every synth replaces, and no absolute path enters the JSON.
         LocalBackend(self, path=f"../../../{env.state_path or f'terraform.{env.name}.tfstate'}")
 
-        services = {}
+        services: dict[str, Any] = {}  # by API short name: pubsub, storage, ...
         for api in required_apis(env):
             name = api.split(".")[0]
             service = ProjectService(
@@ -111,7 +113,7 @@ class AiWorkflowStack(TerraformStack):
         agent = service_agent(project.number, "pubsub")
         key_grants = self._key_grants(env, project.number, agent, services)
 
-        def after(*grants: str) -> list:
+        def after(*grants: str) -> list[Any]:
             """The enabled APIs, then the named KMS grants (those that exist)."""
             return apis + [key_grants[g] for g in grants if g in key_grants]
 
@@ -204,10 +206,14 @@ class AiWorkflowStack(TerraformStack):
             TerraformOutput(self, f"out_{key}", value=value).override_logical_id(key)
 
     def _key_grants(
-        self, env: EnvironmentConfig, project_number: str, pubsub_agent: str, services: dict
-    ) -> dict:
-        """Each KEY_USERS agent's use of the CMEK key, after the API that creates the agent.
-        None without a key."""
+        self,
+        env: EnvironmentConfig,
+        project_number: str,
+        pubsub_agent: str,
+        services: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Each KEY_USERS agent's use of the CMEK key, after the API that creates the agent,
+        by grant address; none without a key."""
         if not env.kms_key_name:
             return {}
         storage_agent = DataGoogleStorageProjectServiceAccount(
