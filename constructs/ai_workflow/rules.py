@@ -246,8 +246,8 @@ CMEK_RESOURCES = "the buckets, repository, function and Vertex AI jobs"
 def kms_key(field: str, value: Any, region: str | None) -> Problems:
     """A CMEK key for a stack in `region` (None: an invalid region, reported on its own; only
     the key's format is checked). Its buckets, repository, function and Vertex AI jobs
-    are regional and refuse a key from another location, `global` included; its topics take
-    a key in any location, so the one key in `region` serves them all."""
+    are regional and refuse a key from another location, `global` included; its topics use
+    the same key."""
     problems = matches(
         field, value, KMS_KEY, "projects/<p>/locations/<l>/keyRings/<ring>/cryptoKeys/<key>"
     )
