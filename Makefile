@@ -8,6 +8,9 @@ PY := $(VENV)/bin/python
 # CDK Terrain (cdktn) in place of cdktf, for `make test-cdktn`.
 VENV_CDKTN := .venv-cdktn
 PY_CDKTN := $(VENV_CDKTN)/bin/python
+# checkov, for the policy test, in its own venv: its dependencies would clash with the app's.
+VENV_CHECKOV := .venv-checkov
+PY_CHECKOV := $(VENV_CHECKOV)/bin/python
 NODE_BIN := $(CURDIR)/node_modules/.bin
 # jsii and the cdktf CLI run on the Node 22 pinned in package.json, not the system Node.
 export JSII_NODE := $(NODE_BIN)/node
@@ -38,6 +41,11 @@ $(VENV)/.installed: requirements.txt constraints.txt function_src/requirements.t
 $(VENV_CDKTN)/.installed: requirements-cdktn.txt constraints-cdktn.txt function_src/requirements.txt pyproject.toml
 	@test -x $(PY_CDKTN) || $(PYTHON_BOOTSTRAP) -m venv $(VENV_CDKTN)
 	$(PY_CDKTN) -m pip install --quiet --disable-pip-version-check -r requirements-cdktn.txt -c constraints-cdktn.txt
+	@touch $@
+
+$(VENV_CHECKOV)/.installed: requirements-checkov.txt
+	@test -x $(PY_CHECKOV) || $(PYTHON_BOOTSTRAP) -m venv $(VENV_CHECKOV)
+	$(PY_CHECKOV) -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -106,7 +114,7 @@ test: install lint typecheck lint-workflows pytest
 ## test-cdktn: the pytest suite on CDK Terrain (cdktn) instead of cdktf, in its own .venv-cdktn
 ##   (requirements-cdktn.txt + constraints-cdktn.txt: cdktn 0.24, Google provider 8.x;
 ##   PYTEST_ARGS as for pytest)
-test-cdktn: $(VENV_CDKTN)/.installed node_modules/.installed
+test-cdktn: $(VENV_CDKTN)/.installed node_modules/.installed $(VENV_CHECKOV)/.installed
 	$(PY_CDKTN) -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff check and ruff format --check
@@ -125,8 +133,9 @@ typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy function_src/main.py tools bench
 
-## pytest: the pytest suite alone (PYTEST_ARGS='-k iam' to pick tests)
-pytest: install
+## pytest: the pytest suite alone (PYTEST_ARGS='-k iam' to pick tests); installs
+##   .venv-checkov (checkov 3.3.30, requirements-checkov.txt) for tests/test_checkov.py
+pytest: install $(VENV_CHECKOV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## snapshot-update: refresh the syrupy snapshots after an intended change

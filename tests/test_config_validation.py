@@ -197,6 +197,27 @@ def test_environment_rules(changes: dict[str, Any], message: str) -> None:
     assert any(p.startswith(f"config/dev.toml: {message}") for p in found), found
 
 
+@pytest.mark.parametrize("location", ["us-east1", "global", "europe"])
+def test_the_key_must_be_in_the_stacks_region(location: str) -> None:
+    key = f"projects/acme-security/locations/{location}/keyRings/ai/cryptoKeys/workflows"
+    assert problems(with_changes(kms_key_name=key)) == [
+        f"config/dev.toml: kms_key_name: got '{key}', allowed a key in europe-west4 (the region "
+        "of the buckets, repository, function and Vertex AI jobs)"
+    ]
+
+
+def test_a_key_in_the_region_is_accepted() -> None:
+    key = "projects/acme-security/locations/europe-west4/keyRings/ai/cryptoKeys/workflows"
+    env = parse_environment("prod", "config/prod.toml", with_changes(kms_key_name=key))
+    assert env.kms_key_name == key
+
+
+def test_with_a_bad_region_only_the_region_is_reported_not_the_keys_location() -> None:
+    key = "projects/acme-security/locations/europe-west4/keyRings/ai/cryptoKeys/workflows"
+    found = problems(with_changes(region="mars-north1", kms_key_name=key))
+    assert len(found) == 1 and found[0].startswith("config/dev.toml: region: got 'mars-north1'")
+
+
 def test_bucket_names_derived_from_a_long_project_id_are_checked() -> None:
     found = problems(with_changes(project_id="goog-ai-dev"))
     assert (

@@ -3,6 +3,7 @@ grants and its props validation (literal values and unresolved tokens)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -673,6 +674,44 @@ def test_ai_workflow_props_are_validated(stack: Any) -> None:
         "workflows.train.max_delivery_attempts: got 1, allowed 5..100",
         "workflows.train.routes: got {}, allowed at least one event type route",
     ]
+
+
+TRAIN = WorkflowConfig(
+    name="train",
+    routes={"model.train": RouteConfig(template_uri="https://europe-west4-kfp.pkg.dev/a/p/t/v1")},
+)
+KEY = "projects/sec/locations/europe-west4/keyRings/r/cryptoKeys/k"
+
+
+def test_ai_workflow_with_a_key_encrypts_its_topics_function_and_jobs(stack: Any) -> None:
+    props = dataclasses.replace(workflow_props(stack, TRAIN), kms_key_name=KEY)
+    AiWorkflow(stack, "train", props)
+    out = synth(stack)
+    assert {t["kms_key_name"] for t in resources(out, "google_pubsub_topic").values()} == {KEY}
+    function = resources(out, "google_cloudfunctions2_function")["train_function"]
+    assert function["kms_key_name"] == KEY
+    assert function["service_config"]["environment_variables"]["PIPELINE_KMS_KEY"] == KEY
+
+
+def test_ai_workflow_refuses_a_key_outside_its_region(stack: Any) -> None:
+    other = KEY.replace("europe-west4", "global")
+    props = dataclasses.replace(workflow_props(stack, TRAIN), kms_key_name=other)
+    with pytest.raises(ConfigError) as caught:
+        AiWorkflow(stack, "train", props)
+    assert caught.value.problems == [
+        f"kms_key_name: got '{other}', allowed a key in europe-west4 (the region of the "
+        "buckets, repository, function and Vertex AI jobs)"
+    ]
+
+
+def test_bucket_with_a_key_encrypts_new_objects_with_it(stack: Any) -> None:
+    HardenedBucket(
+        stack,
+        "keyed",
+        HardenedBucketProps(name="acme-keyed", location="europe-west4", kms_key_name=KEY),
+    )
+    body = resources(synth(stack), "google_storage_bucket")["keyed"]
+    assert body["encryption"] == {"default_kms_key_name": KEY}
 
 
 def test_ai_workflow_acknowledges_only_types_it_does_not_route(stack: Any) -> None:

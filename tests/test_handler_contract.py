@@ -128,6 +128,14 @@ def test_the_stack_sets_what_the_handler_reads_and_nothing_else() -> None:
     assert set(recording.read) == set(contract.VARIABLES)
 
 
+def test_a_cmek_environment_also_sets_the_optional_variables() -> None:
+    env = load_environment(FIXTURE_CONFIG_DIR / "prod.toml")
+    literal = literal_handler_environment(env, "train")
+    assert tuple(literal) == contract.STACK_VARIABLES + contract.OPTIONAL_STACK_VARIABLES
+    assert literal[contract.ENV_PIPELINE_KMS_KEY] == env.kms_key_name
+    assert handler_settings.load_settings(literal).pipeline_kms_key == env.kms_key_name
+
+
 def test_the_names_the_handler_is_given_are_the_contracts_formulas() -> None:
     names = WorkflowNames("train")
     assert names.trigger_topic == contract.trigger_topic("train") == "train-trigger"

@@ -14,6 +14,28 @@ PUBSUB_AGENT = (
     "@gcp-sa-pubsub.iam.gserviceaccount.com"
 )
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+KEY = "projects/acme-security/locations/europe-west4/keyRings/pubsub/cryptoKeys/ai-workflows"
+ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+
+
+def agent(domain: str) -> str:
+    return (
+        "serviceAccount:service-${data.google_project.project.number}"
+        f"@{domain}.iam.gserviceaccount.com"
+    )
+
+
+STORAGE_AGENT = "${data.google_storage_project_service_account.storage_agent.member}"
+KEY_USERS = {
+    PUBSUB_AGENT,
+    STORAGE_AGENT,
+    agent("gcp-sa-artifactregistry"),
+    agent("gcf-admin-robot"),
+    agent("serverless-robot-prod"),
+    agent("gcp-sa-aiplatform"),
+}
+"""Who may use prod's CMEK key: the agents of Pub/Sub, Cloud Storage, Artifact Registry,
+Cloud Run functions, Cloud Run and Vertex AI."""
 
 
 def sa(wf: str, kind: str) -> str:
@@ -183,6 +205,23 @@ def test_pubsub_agent_gets_the_dead_letter_and_oidc_grants(stack: dict, wf: str)
     ) in held
 
 
+def test_exactly_the_encrypting_agents_may_use_the_cmek_key_and_only_that_key(
+    dev: dict, prod: dict
+) -> None:
+    kms = {g for g in grants(prod) if g[0] == "google_kms_crypto_key_iam_member"}
+    assert kms == {
+        ("google_kms_crypto_key_iam_member", KEY, ENCRYPTER_DECRYPTER, member)
+        for member in KEY_USERS
+    }
+    assert not [g for g in grants(dev) if g[0] == "google_kms_crypto_key_iam_member"]
+
+
+def test_the_other_agents_hold_nothing_but_the_key(prod: dict) -> None:
+    for member in KEY_USERS - {PUBSUB_AGENT}:
+        held = {g for g in grants(prod) if g[3] == member}
+        assert held == {("google_kms_crypto_key_iam_member", KEY, ENCRYPTER_DECRYPTER, member)}
+
+
 def test_pubsub_agent_has_nothing_else(dev: dict, prod: dict) -> None:
     for stack, extra in ((dev, 0), (prod, 1)):
         held = [g for g in grants(stack) if g[3] == PUBSUB_AGENT]
@@ -229,10 +268,12 @@ def test_producers_publish_to_the_trigger_topic_only(dev: dict) -> None:
     }
 
 
-def test_every_grant_is_accounted_for(dev: dict) -> None:
+def test_every_grant_is_accounted_for(dev: dict, prod: dict) -> None:
     # 3 workflows x (invoker 1, runtime 4, pipeline 2, build 3, agent 4, sink writer 1)
     # + 1 producer.
     assert len(iam_members(dev)) == 3 * 15 + 1
+    # prod also: the runtime SA's secret accessor (batch-predict), 6 agents on the key.
+    assert len(iam_members(prod)) == 3 * 15 + 1 + 1 + len(KEY_USERS)
 
 
 def held_project(stack: dict) -> str:

@@ -72,18 +72,76 @@ def test_topics_have_labels_and_retention(stack: dict) -> None:
         assert {"env", "workflow", "managed-by", "team"} <= set(topic["labels"])
 
 
+KEY = "projects/acme-security/locations/europe-west4/keyRings/pubsub/cryptoKeys/ai-workflows"
+KMS_GRANT = "google_kms_crypto_key_iam_member"
+
+
+def depends_on_grants(body: dict) -> set[str]:
+    prefix = f"{KMS_GRANT}."
+    return {d.removeprefix(prefix) for d in body.get("depends_on", []) if d.startswith(prefix)}
+
+
 def test_prod_topics_use_cmek_after_the_agent_may_use_the_key(prod: dict, dev: dict) -> None:
-    key = "projects/acme-security/locations/europe-west4/keyRings/pubsub/cryptoKeys/ai-workflows"
-    grant = resources(prod, "google_kms_crypto_key_iam_member")["pubsub_agent_kms"]
-    assert grant["crypto_key_id"] == key
-    assert grant["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-    assert "gcp-sa-pubsub.iam.gserviceaccount.com" in grant["member"]
     for topic in resources(prod, "google_pubsub_topic").values():
-        assert topic["kms_key_name"] == key
-        assert "google_kms_crypto_key_iam_member.pubsub_agent_kms" in topic["depends_on"]
+        assert topic["kms_key_name"] == KEY
+        assert depends_on_grants(topic) == {"pubsub_agent_kms"}
     for topic in resources(dev, "google_pubsub_topic").values():
         assert "kms_key_name" not in topic
-    assert not resources(dev, "google_kms_crypto_key_iam_member")
+        assert depends_on_grants(topic) == set()
+    assert not resources(dev, KMS_GRANT)
+
+
+def test_prod_buckets_and_repository_use_cmek_after_their_agents_may(prod: dict) -> None:
+    for bucket in resources(prod, "google_storage_bucket").values():
+        assert bucket["encryption"] == {"default_kms_key_name": KEY}
+        assert depends_on_grants(bucket) == {"storage_agent_kms"}
+    (repository,) = resources(prod, "google_artifact_registry_repository").values()
+    assert repository["kms_key_name"] == KEY
+    assert repository["location"] == "europe-west4"
+    assert depends_on_grants(repository) == {"artifact_registry_agent_kms"}
+
+
+def test_prod_functions_and_their_pipeline_jobs_use_cmek(prod: dict) -> None:
+    (repository,) = resources(prod, "google_artifact_registry_repository")
+    for name, function in resources(prod, "google_cloudfunctions2_function").items():
+        assert function["kms_key_name"] == KEY, name
+        # Cloud Run functions with CMEK need a repository encrypted with the same key.
+        assert function["build_config"]["docker_repository"] == ref(
+            "google_artifact_registry_repository", repository, "id"
+        )
+        assert function["service_config"]["environment_variables"]["PIPELINE_KMS_KEY"] == KEY
+        assert depends_on_grants(function) == {
+            "functions_agent_kms",
+            "cloud_run_agent_kms",
+            "artifact_registry_agent_kms",
+            "storage_agent_kms",
+            "vertex_ai_agent_kms",
+        }
+
+
+def test_dev_uses_google_managed_keys_everywhere(dev: dict) -> None:
+    for kind in ("google_storage_bucket", "google_artifact_registry_repository"):
+        for body in resources(dev, kind).values():
+            assert "encryption" not in body and "kms_key_name" not in body
+    for function in resources(dev, "google_cloudfunctions2_function").values():
+        assert "kms_key_name" not in function
+        assert "PIPELINE_KMS_KEY" not in function["service_config"]["environment_variables"]
+    assert "google_storage_project_service_account" not in dev["data"]
+
+
+def test_each_agent_grant_waits_for_the_api_that_creates_the_agent(prod: dict) -> None:
+    apis = {name: grant["depends_on"] for name, grant in resources(prod, KMS_GRANT).items()}
+    assert apis == {
+        "pubsub_agent_kms": ["google_project_service.api_pubsub"],
+        "storage_agent_kms": ["google_project_service.api_storage"],
+        "artifact_registry_agent_kms": ["google_project_service.api_artifactregistry"],
+        "functions_agent_kms": ["google_project_service.api_cloudfunctions"],
+        "cloud_run_agent_kms": ["google_project_service.api_run"],
+        "vertex_ai_agent_kms": ["google_project_service.api_aiplatform"],
+    }
+    agent = prod["data"]["google_storage_project_service_account"]["storage_agent"]
+    assert agent["project"] == "acme-ai-prod"
+    assert agent["depends_on"] == ["google_project_service.api_storage"]
 
 
 def test_buckets_are_hardened(stack: dict) -> None:
@@ -98,8 +156,22 @@ def test_buckets_are_hardened(stack: dict) -> None:
     assert source["versioning"] == {"enabled": True}
     assert source["lifecycle_rule"][0]["action"] == {"type": "Delete"}
     assert source["lifecycle_rule"][0]["condition"]["with_state"] == "ARCHIVED"
-    root = buckets["pipeline_root_bucket"]
-    assert root["lifecycle_rule"][0]["condition"]["age"] in (7, 90)
+
+
+def test_the_pipeline_root_is_versioned_and_every_version_expires(dev: dict, prod: dict) -> None:
+    """Versioned (CKV_GCP_78): an overwritten or deleted artifact stays recoverable for 7
+    days; live artifacts expire after pipeline_root_retention_days, and then become noncurrent
+    versions that the 7-day rule deletes too."""
+    for stack, days in ((dev, 7), (prod, 90)):
+        root = resources(stack, "google_storage_bucket")["pipeline_root_bucket"]
+        assert root["versioning"] == {"enabled": True}
+        assert root["lifecycle_rule"] == [
+            {
+                "action": {"type": "Delete"},
+                "condition": {"days_since_noncurrent_time": 7, "with_state": "ARCHIVED"},
+            },
+            {"action": {"type": "Delete"}, "condition": {"age": days}},
+        ]
 
 
 def test_bucket_names_include_the_project_id(dev: dict, prod: dict) -> None:

@@ -64,7 +64,7 @@ def copy_project(target: Path) -> None:
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, target / rel)
     # The installed tools, shared rather than reinstalled.
-    for installed in ("node_modules", ".venv"):
+    for installed in ("node_modules", ".venv", ".venv-checkov"):
         (target / installed).symlink_to(ROOT / installed)
     subprocess.run(["git", "init", "-q"], cwd=target, check=True)
     subprocess.run(["git", "add", "-A"], cwd=target, check=True)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cdktf import ITerraformDependable
     from cdktf_cdktf_provider_google.storage_bucket import (
         StorageBucket,
+        StorageBucketEncryption,
         StorageBucketLifecycleRule,
         StorageBucketLifecycleRuleAction,
         StorageBucketLifecycleRuleCondition,
@@ -30,6 +31,7 @@ else:
     ITerraformDependable = cdk.ITerraformDependable
     _storage_bucket = provider("storage_bucket")
     StorageBucket = _storage_bucket.StorageBucket
+    StorageBucketEncryption = _storage_bucket.StorageBucketEncryption
     StorageBucketLifecycleRule = _storage_bucket.StorageBucketLifecycleRule
     StorageBucketLifecycleRuleAction = _storage_bucket.StorageBucketLifecycleRuleAction
     StorageBucketLifecycleRuleCondition = _storage_bucket.StorageBucketLifecycleRuleCondition
@@ -52,12 +54,17 @@ class HardenedBucketProps:
     """Delete live objects after this many days. Default: never."""
     access_log_bucket: str | None = None
     """Bucket that receives access logs. Default: no access logs."""
+    kms_key_name: str | None = None
+    """CMEK key of new objects (`encryption.default_kms_key_name`), in the bucket's location;
+    the Cloud Storage service agent must be able to use it (put its grant in `depends_on`).
+    Default: Google-managed encryption."""
     depends_on: Sequence[ITerraformDependable] = ()
     """E.g. the storage API, which must be enabled first. Default: nothing."""
 
 
 class HardenedBucket(Construct):
-    """Uniform access, public access prevention enforced, versioning and lifecycle rules."""
+    """Uniform access, public access prevention enforced, versioning and lifecycle rules,
+    optional CMEK."""
 
     def __init__(self, scope: Construct, id: str, props: HardenedBucketProps):
         super().__init__(scope, id)
@@ -97,6 +104,11 @@ class HardenedBucket(Construct):
                     log_bucket=props.access_log_bucket, log_object_prefix=props.name
                 )
                 if props.access_log_bucket
+                else None
+            ),
+            encryption=(
+                StorageBucketEncryption(default_kms_key_name=props.kms_key_name)
+                if props.kms_key_name
                 else None
             ),
             labels=props.labels,

@@ -41,10 +41,12 @@ def handler_environment(
     pipeline_root: str,
     pipeline_service_account: str,
     ignored_event_types: Iterable[str] = (),
+    pipeline_kms_key: str | None = None,
 ) -> dict[str, str]:
     """`ignored_event_types`: types that arrive on the trigger topic without a route here (the
-    upstream workflow's failure and start events), acknowledged without a job."""
-    return {
+    upstream workflow's failure and start events), acknowledged without a job.
+    `pipeline_kms_key`: the CMEK key of the PipelineJobs; None: the variable is not set."""
+    environment = {
         contract.ENV_WORKFLOW_NAME: workflow.name,
         contract.ENV_GCP_PROJECT: project_id,
         contract.ENV_VERTEX_LOCATION: region,
@@ -59,3 +61,6 @@ def handler_environment(
             contract.outbound_timeout_seconds(workflow.ack_deadline_seconds)
         ),
     }
+    if pipeline_kms_key:
+        environment[contract.ENV_PIPELINE_KMS_KEY] = pipeline_kms_key
+    return environment

@@ -100,6 +100,11 @@ class HandlerFunctionProps:
     labels: dict[str, str] = field(default_factory=dict)
     description: str = ""
     """Default: `Event handler of workflow <name>`."""
+    kms_key_name: str | None = None
+    """CMEK key of the function (its source copy, image and instances), in `region`;
+    `docker_repository_id` must then be a repository encrypted with the same key, and the
+    functions, Cloud Run, Artifact Registry and Cloud Storage agents must be able to use it
+    (their grants in `depends_on`). Default: Google-managed encryption."""
     depends_on: Sequence[ITerraformDependable] = ()
     """What the function must wait for besides its own grants (enabled APIs). Default:
     nothing."""
@@ -225,6 +230,7 @@ class HandlerFunction(Construct):
             location=props.region,
             description=props.description or f"Event handler of workflow {names.workflow}",
             labels=props.labels,
+            kms_key_name=props.kms_key_name,
             build_config=Cloudfunctions2FunctionBuildConfig(
                 runtime=s.runtime,
                 entry_point=ENTRY_POINT,

@@ -30,7 +30,8 @@ PUBSUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9\-_]{1,61}[a-z0-9]$")
 LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
+# The handler checks PIPELINE_KMS_KEY with the same pattern (group: location).
+KMS_KEY = contract.KMS_KEY
 IAM_MEMBER = re.compile(r"^(serviceAccount|user|group|domain|principal|principalSet):\S+$")
 TEMPLATE_URI = re.compile(
     r"^https://(?P<location>[a-z0-9-]+)-kfp\.pkg\.dev/[^/\s]+/[^/\s]+/[^/\s]+/[^/\s]+$"
@@ -294,6 +295,25 @@ def region(field: str, value: Any) -> Problems:
     return known_name(
         field, value, regions.FUNCTIONS_AND_VERTEX_AI_REGIONS, allowed, f"listed in {REGIONS_FILE}"
     )
+
+
+CMEK_RESOURCES = "the buckets, repository, function and Vertex AI jobs"
+
+
+def kms_key(field: str, value: Any, region: str | None) -> Problems:
+    """A CMEK key for a stack in `region` (None: an invalid region, reported on its own; only
+    the key's format is checked). Its buckets, repository, function and Vertex AI jobs
+    are regional and refuse a key from another location, `global` included; its topics use
+    the same key."""
+    problems = matches(
+        field, value, KMS_KEY, "projects/<p>/locations/<l>/keyRings/<ring>/cryptoKeys/<key>"
+    )
+    if problems or region is None or is_token(value) or is_token(region):
+        return problems
+    found = KMS_KEY.fullmatch(value)
+    if found is not None and found.group("location") == region:
+        return []
+    return [f"{field}: got {value!r}, allowed a key in {region} (the region of {CMEK_RESOURCES})"]
 
 
 def template_uri(field: str, value: Any) -> Problems:

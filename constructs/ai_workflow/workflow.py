@@ -59,7 +59,9 @@ class AiWorkflowProps:
     labels: dict[str, str] = field(default_factory=dict)
     """Labels on every resource; the workflow's own labels and `workflow` are added."""
     kms_key_name: str | None = None
-    """CMEK key for the workflow's topics. Default: Google-managed encryption."""
+    """CMEK key in `region` for the workflow's topics, its function and its Vertex AI jobs
+    (the handler's PIPELINE_KMS_KEY). The agents' grants on it go in `topic_dependencies` and
+    `function_dependencies`. Default: Google-managed encryption."""
     trigger_topic: EventTopic | None = None
     """An existing topic that triggers this workflow (another workflow's results topic, to
     chain). Default: the workflow gets a trigger topic of its own."""
@@ -70,7 +72,7 @@ class AiWorkflowProps:
     topic_dependencies: Sequence[ITerraformDependable] = ()
     """What topics must wait for (enabled APIs, the KMS grant). Default: nothing."""
     function_dependencies: Sequence[ITerraformDependable] = ()
-    """What the function must wait for (enabled APIs). Default: nothing."""
+    """What the function must wait for (enabled APIs, the KMS grants). Default: nothing."""
     notification_channels: Sequence[str] = ()
     """Cloud Monitoring channels (`projects/<p>/notificationChannels/<id>`) the workflow's
     alerts notify. Default: none (incidents show in the console only)."""
@@ -86,6 +88,8 @@ class AiWorkflow(Construct):
         super().__init__(scope, id)
         platform, config = props, props.workflow
         problems = workflow_problems(f"workflows.{config.name}.", config)
+        if platform.kms_key_name is not None:
+            problems += rules.kms_key("kms_key_name", platform.kms_key_name, platform.region)
         for i, event_type in enumerate(platform.ignored_event_types):
             at = f"workflows.{config.name}.ignored_event_types[{i}]"
             problems += rules.matches(at, event_type, rules.EVENT_TYPE, "an event type")
@@ -154,6 +158,7 @@ class AiWorkflow(Construct):
                 settings=config,
                 labels=labels,
                 secret_env=config.secret_env,
+                kms_key_name=platform.kms_key_name,
                 environment=handler_environment(
                     config,
                     project_id=platform.project_id,
@@ -163,6 +168,7 @@ class AiWorkflow(Construct):
                     pipeline_root=pipeline_root,
                     pipeline_service_account=self.pipeline_account.email,
                     ignored_event_types=platform.ignored_event_types,
+                    pipeline_kms_key=platform.kms_key_name,
                 ),
                 depends_on=platform.function_dependencies,
             ),

@@ -74,7 +74,8 @@ class EnvironmentConfig:
     labels: dict[str, str] = field(default_factory=dict)
     """Labels on every resource that takes labels. `env` is always added."""
     kms_key_name: str | None = None
-    """CMEK key for all topics. Default: Google-managed encryption."""
+    """CMEK key in `region` for every topic, both buckets, the repository, the functions and
+    the Vertex AI jobs. Default: Google-managed encryption."""
     access_log_bucket: str | None = None
     """Existing bucket that receives the buckets' access logs. Default: no access logs."""
     pipeline_root_retention_days: int = 30
@@ -292,18 +293,17 @@ def parse_environment(name: str, source_file: str, data: dict[str, Any]) -> Envi
             rules.PROJECT_ID,
             "a project id: 6..30 lowercase letters, digits and hyphens, starting with a letter",
         )
-    if "region" not in data:
-        problems.append("region: missing, required")
-    else:
-        problems += rules.region("region", data["region"])
+    region_problems = (
+        rules.region("region", data["region"])
+        if "region" in data
+        else ["region: missing, required"]
+    )
+    problems += region_problems
     problems += rules.labels("labels", data.get("labels", {}))
     if data.get("kms_key_name") is not None:
-        problems += rules.matches(
-            "kms_key_name",
-            data["kms_key_name"],
-            rules.KMS_KEY,
-            "projects/<p>/locations/<l>/keyRings/<ring>/cryptoKeys/<key>",
-        )
+        # Its location is checked against a valid region only.
+        region = None if region_problems else data["region"]
+        problems += rules.kms_key("kms_key_name", data["kms_key_name"], region)
     if data.get("access_log_bucket") is not None:
         problems += rules.bucket_name("access_log_bucket", data["access_log_bucket"])
     for key in ("pipeline_root_retention_days", "noncurrent_source_retention_days"):
@@ -591,4 +591,5 @@ def literal_handler_environment(env: EnvironmentConfig, name: str) -> dict[str, 
             names.pipeline_account_id, env.project_id
         ),
         ignored_event_types=env.ignored_event_types(name),
+        pipeline_kms_key=env.kms_key_name,
     )

@@ -421,7 +421,7 @@ class WorkflowHandler:
         }
         if event.idempotency_key is not None:
             labels.update(events.text_labels("idempotency_key", event.idempotency_key))
-        return {
+        body: dict[str, Any] = {
             "displayName": f"{s.workflow} {event.type} {message.message_id}"[
                 : events.MAX_DISPLAY_NAME_LENGTH
             ],
@@ -433,6 +433,10 @@ class WorkflowHandler:
             "serviceAccount": s.pipeline_service_account,
             "labels": labels,
         }
+        if s.pipeline_kms_key is not None:
+            # The job and what it writes are encrypted with the customer-managed key.
+            body["encryptionSpec"] = {"kmsKeyName": s.pipeline_kms_key}
+        return body
 
     # --- dead-lettering -------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ ENV_ROUTES = "ROUTES"
 ENV_IGNORED_EVENT_TYPES = "IGNORED_EVENT_TYPES"
 ENV_MAX_EVENT_AGE_SECONDS = "MAX_EVENT_AGE_SECONDS"
 ENV_OUTBOUND_TIMEOUT_SECONDS = "OUTBOUND_TIMEOUT_SECONDS"
+# Set by the stack only when the environment has a customer-managed key (`kms_key_name`):
+ENV_PIPELINE_KMS_KEY = "PIPELINE_KMS_KEY"
 # Never set by the stack: they point the handler at local stand-ins or emulators.
 ENV_PUBSUB_EMULATOR_HOST = "PUBSUB_EMULATOR_HOST"
 ENV_VERTEX_AI_ENDPOINT = "VERTEX_AI_ENDPOINT"
@@ -47,10 +49,12 @@ STACK_VARIABLES = (
     ENV_MAX_EVENT_AGE_SECONDS,
     ENV_OUTBOUND_TIMEOUT_SECONDS,
 )
-"""What the stack sets on the deployed function, in the order it sets them."""
+"""What the stack sets on every deployed function, in the order it sets them."""
+OPTIONAL_STACK_VARIABLES = (ENV_PIPELINE_KMS_KEY,)
+"""What the stack sets after those only when the setting behind it is set (a CMEK key)."""
 LOCAL_VARIABLES = (ENV_PUBSUB_EMULATOR_HOST, ENV_VERTEX_AI_ENDPOINT)
 """What only a local run sets."""
-VARIABLES = STACK_VARIABLES + LOCAL_VARIABLES
+VARIABLES = STACK_VARIABLES + OPTIONAL_STACK_VARIABLES + LOCAL_VARIABLES
 """Every environment variable the handler reads."""
 
 # --- Defaults -----------------------------------------------------------------------------------
@@ -85,6 +89,12 @@ EVENT_TYPE = re.compile(rf"\A(?=.{{1,{MAX_EVENT_TYPE_LENGTH}}}\Z)(?:{EVENT_TYPE_
 
 PROJECT_ID_PATTERN = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
 PROJECT_ID = re.compile(rf"\A(?:{PROJECT_ID_PATTERN})\Z")
+KMS_KEY_PATTERN = (
+    r"projects/[^/\s]+/locations/(?P<location>[^/\s]+)/keyRings/[^/\s]+/cryptoKeys/[^/\s]+"
+)
+KMS_KEY = re.compile(rf"\A(?:{KMS_KEY_PATTERN})\Z")
+"""A Cloud KMS key `projects/<p>/locations/<l>/keyRings/<ring>/cryptoKeys/<key>`; group:
+location. PIPELINE_KMS_KEY holds one in the handler's Vertex AI location."""
 TOPIC_NAME_PATTERN = r"(?!goog)[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}"
 TOPIC_PATH = re.compile(rf"\Aprojects/({PROJECT_ID_PATTERN})/topics/({TOPIC_NAME_PATTERN})\Z")
 """`projects/<project>/topics/<topic>`; groups: project, topic."""

@@ -70,6 +70,8 @@ class Settings:
     pipeline_root: str
     pipeline_service_account: str
     routes: dict[str, Route]
+    pipeline_kms_key: str | None
+    """The CMEK key of the PipelineJobs (`encryptionSpec.kmsKeyName`); None: Google-managed."""
     ignored_event_types: frozenset[str]
     max_event_age_seconds: int
     pubsub_emulator_host: str | None
@@ -128,6 +130,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         env, c.ENV_PIPELINE_SERVICE_ACCOUNT, _EMAIL_RE, "a service account email"
     )
     routes = _parse_routes(env.get(c.ENV_ROUTES))
+    pipeline_kms_key = _kms_key(env, location)
     ignored = _parse_ignored(env.get(c.ENV_IGNORED_EVENT_TYPES), routes)
     max_age = _positive_int(env, c.ENV_MAX_EVENT_AGE_SECONDS, c.DEFAULT_MAX_EVENT_AGE_SECONDS)
 
@@ -155,6 +158,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         pipeline_root=pipeline_root.rstrip("/"),
         pipeline_service_account=pipeline_sa,
         routes=routes,
+        pipeline_kms_key=pipeline_kms_key,
         ignored_event_types=ignored,
         max_event_age_seconds=max_age,
         pubsub_emulator_host=emulator,
@@ -164,6 +168,24 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
 
 _TOPIC_PATH_ALLOWED = "a full topic path projects/<project>/topics/<topic>"
+
+
+def _kms_key(env: Mapping[str, str], location: str) -> str | None:
+    """PIPELINE_KMS_KEY: unset or empty for Google-managed encryption, else a key in the jobs'
+    own location (Vertex AI refuses a key from another region, and `global`)."""
+    name = c.ENV_PIPELINE_KMS_KEY
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    found = c.KMS_KEY.match(raw)
+    if found is None or found.group("location") != location:
+        raise ConfigError(
+            name,
+            raw,
+            f"a Cloud KMS key projects/<p>/locations/{location}/keyRings/<ring>/cryptoKeys/<key> "
+            f"(in {c.ENV_VERTEX_LOCATION} {location}), or unset for Google-managed encryption",
+        )
+    return raw
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

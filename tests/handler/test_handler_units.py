@@ -322,6 +322,21 @@ def test_the_renamed_route_key_is_named_in_the_error() -> None:
     assert "result_event_type is now on_success" in info.value.allowed
 
 
+def test_pipeline_kms_key_is_optional_and_in_the_jobs_location() -> None:
+    assert load_settings(good_env()).pipeline_kms_key is None
+    assert load_settings(good_env(PIPELINE_KMS_KEY="")).pipeline_kms_key is None
+    key = "projects/sec/locations/europe-west4/keyRings/r/cryptoKeys/k"
+    assert load_settings(good_env(PIPELINE_KMS_KEY=key)).pipeline_kms_key == key
+    with pytest.raises(ConfigError) as info:
+        load_settings(good_env(PIPELINE_KMS_KEY=key.replace("europe-west4", "global")))
+    assert str(info.value) == (
+        "invalid configuration: PIPELINE_KMS_KEY="
+        "'projects/sec/locations/global/keyRings/r/cryptoKeys/k': expected a Cloud KMS key "
+        "projects/<p>/locations/europe-west4/keyRings/<ring>/cryptoKeys/<key> "
+        "(in VERTEX_LOCATION europe-west4), or unset for Google-managed encryption"
+    )
+
+
 def test_load_settings_local_endpoints() -> None:
     settings = load_settings(
         good_env(PUBSUB_EMULATOR_HOST="localhost:8085", VERTEX_AI_ENDPOINT="http://127.0.0.1:9/")
@@ -388,6 +403,9 @@ BAD_CONFIG = [
     ("VERTEX_AI_ENDPOINT", "https://host/v1"),
     ("OUTBOUND_TIMEOUT_SECONDS", "soon"),
     ("OUTBOUND_TIMEOUT_SECONDS", "0"),
+    ("PIPELINE_KMS_KEY", "my-key"),
+    ("PIPELINE_KMS_KEY", "projects/s/locations/us-east1/keyRings/r/cryptoKeys/k"),
+    ("PIPELINE_KMS_KEY", "projects/s/locations/global/keyRings/r/cryptoKeys/k"),
 ]
 
 
