@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 try:
+    from ai_workflow.source_bundle import SecretInSourceError
     from ai_workflow_app import ConfigError, load_environments
 except ModuleNotFoundError as missing:
     if missing.name not in ("ai_workflow", "ai_workflow_app", "cdktf", "cdktn", "constructs"):
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, SecretInSourceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OutputError as exc:

@@ -2,7 +2,8 @@
 the sha256 of each of its wheels and sdists, so `pip install --require-hashes` installs
 exactly what was locked (run by `make lock`).
 
-    tools/lock_requirements.py --uv .venv-lock/bin/uv requirements.txt constraints.txt requirements.lock
+    tools/lock_requirements.py --uv .venv-lock/bin/uv \
+        requirements.txt constraints.txt requirements.lock
 
 The editable project (`-e .`) is left out (pip cannot hash-check it; the Makefile installs
 it with --no-deps --no-build-isolation after the lock). The resolution is for CPython 3.11
