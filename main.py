@@ -22,6 +22,7 @@ from pathlib import Path
 try:
     from ai_workflow.source_bundle import SecretInSourceError
     from ai_workflow_app import ConfigError, load_environments
+    from ai_workflow_app.synth import OutputError, synth_environments
 except ModuleNotFoundError as missing:
     if missing.name not in ("ai_workflow", "ai_workflow_app", "cdktf", "cdktn", "constructs"):
         raise
@@ -95,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
         import cdktf_fastsynth
 
         cdktf_fastsynth.enable()
-        from ai_workflow_app.synth import OutputError, synth_environments
 
         # A full synth owns every stack: those without a config any more are stale.
         configured = None if args.env else [env.name for env in envs]

@@ -319,3 +319,47 @@ def test_a_value_jsii_cannot_carry_is_one_line_and_the_kernel_lives(
         load_environment(file)
     assert caught.value.problems == [f"{file.as_posix()}: {line}"]
     assert kernel_alive()
+
+
+def deeply_nested(tmp_path: Path, levels: int) -> Path:
+    """The test-owned dev settings with a pipeline parameter nested `levels` arrays deep."""
+    config = tmp_path / "config"
+    config.mkdir()
+    text = (FIXTURE_CONFIG_DIR / "dev.toml").read_text()
+    nested = "[" * levels + "]" * levels
+    (config / "dev.toml").write_text(text.replace("{ epochs = 5 }", f"{{ epochs = {nested} }}"))
+    return config / "dev.toml"
+
+
+def test_settings_nested_too_deeply_are_one_line_and_keep_the_output(
+    tmp_path: Path, previous_output: Path
+) -> None:
+    """tomllib recursed until RecursionError (from about 500 levels), and main.py's handler
+    for it then failed itself: UnboundLocalError for OutputError, a traceback, exit 1."""
+    file = deeply_nested(tmp_path, 5000)
+    line = (
+        f"{file.as_posix()}: cannot read: arrays or inline tables nested too deeply, allowed a "
+        "few hundred levels"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_environment(file)
+    assert caught.value.problems == [line]
+    outdir = tmp_path / "cdktf.out"
+    shutil.copytree(previous_output, outdir)
+    before = tree(outdir)
+    result = subprocess.run(
+        [sys.executable, "main.py", "--config-dir", str(file.parent), "--outdir", str(outdir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stderr) == (2, f"error: {line}\n")
+    assert tree(outdir) == before
+
+
+def test_settings_nested_a_hundred_levels_still_synthesize(tmp_path: Path) -> None:
+    file = deeply_nested(tmp_path, 100)
+    env = load_environment(file)
+    parameters = env.workflow("train").routes["model.train"].parameters
+    assert str(parameters["epochs"]).count("[") == 100
