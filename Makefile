@@ -22,7 +22,7 @@ ENV ?= dev
 
 .PHONY: synth cdktf-synth test test-cdktn lint lint-workflows typecheck pytest snapshot-update bench \
         watch diagram run-function publish up down smoke replay-dead-letters clean install help \
-        plan deploy destroy export-stack tfc-run
+        plan deploy destroy export-stack tfc-run lock
 
 ## help: list every target with what it does and its parameters (bare `make` runs synth)
 help:
@@ -33,20 +33,51 @@ help:
 ## install: create .venv and node_modules from the pinned files (every target does this first)
 install: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt constraints.txt function_src/requirements.txt pyproject.toml
+# Python packages install from hash-locked files only (`make lock` writes them): pip checks
+# every download against the lock's sha256 and refuses anything unlisted. The project itself
+# (-e .) cannot be hashed: it follows with --no-deps, built by the locked setuptools
+# (--no-build-isolation: no unlocked build dependency is downloaded).
+# $(call install_locked,<venv python>,<lock file>)
+install_locked = $(1) -m pip install --quiet --disable-pip-version-check --require-hashes \
+	--no-deps -r $(2) && \
+	$(1) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+
+$(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(call install_locked,$(PY),requirements.lock)
 	@touch $@
 
-$(VENV_CDKTN)/.installed: requirements-cdktn.txt constraints-cdktn.txt function_src/requirements.txt pyproject.toml
+$(VENV_CDKTN)/.installed: requirements-cdktn.lock pyproject.toml
 	@test -x $(PY_CDKTN) || $(PYTHON_BOOTSTRAP) -m venv $(VENV_CDKTN)
-	$(PY_CDKTN) -m pip install --quiet --disable-pip-version-check -r requirements-cdktn.txt -c constraints-cdktn.txt
+	$(call install_locked,$(PY_CDKTN),requirements-cdktn.lock)
 	@touch $@
 
-$(VENV_CHECKOV)/.installed: requirements-checkov.txt
+# checkov in its own venv: its dependency tree would clash with the app's pins.
+$(VENV_CHECKOV)/.installed: requirements-checkov.lock
 	@test -x $(PY_CHECKOV) || $(PYTHON_BOOTSTRAP) -m venv $(VENV_CHECKOV)
-	$(PY_CHECKOV) -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	$(PY_CHECKOV) -m pip install --quiet --disable-pip-version-check --require-hashes \
+		--no-deps -r requirements-checkov.lock
 	@touch $@
+
+# Each lock: <requirements>:<constraints>:<lock>. A new venv adds its triple here and
+# installs with $(call install_locked,...).
+LOCKS := requirements.txt:constraints.txt:requirements.lock \
+	requirements-cdktn.txt:constraints-cdktn.txt:requirements-cdktn.lock \
+	requirements-checkov.txt:requirements-checkov.txt:requirements-checkov.lock
+VENV_LOCK := .venv-lock
+
+$(VENV_LOCK)/.installed: requirements-lock.txt
+	@test -x $(VENV_LOCK)/bin/python || $(PYTHON_BOOTSTRAP) -m venv $(VENV_LOCK)
+	$(VENV_LOCK)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		--no-deps -r requirements-lock.txt
+	@touch $@
+
+## lock: regenerate the hash-locked requirements*.lock from requirements*.txt + constraints*.txt
+##   (with the uv pinned in requirements-lock.txt; needs the package index; commit the result)
+lock: $(VENV_LOCK)/.installed
+	@set -e; for triple in $(LOCKS); do IFS=: read -r req con lock <<< "$$triple"; \
+		$(VENV_LOCK)/bin/python tools/lock_requirements.py --uv $(VENV_LOCK)/bin/uv \
+			"$$req" "$$con" "$$lock"; done
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

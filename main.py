@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 
 try:
+    from ai_workflow.source_bundle import SecretInSourceError
     from ai_workflow_app import ConfigError, load_environments
+    from ai_workflow_app.synth import OutputError, synth_environments
 except ModuleNotFoundError as missing:
     if missing.name not in ("ai_workflow", "ai_workflow_app", "cdktf", "cdktn", "constructs"):
         raise
@@ -94,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
         import cdktf_fastsynth
 
         cdktf_fastsynth.enable()
-        from ai_workflow_app.synth import OutputError, synth_environments
 
         # A full synth owns every stack: those without a config any more are stale.
         configured = None if args.env else [env.name for env in envs]
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, SecretInSourceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OutputError as exc:

@@ -67,13 +67,19 @@ def unknown_keys(where: str, table: dict[str, Any], allowed: set[str]) -> Proble
 
 def _may_be_token(value: Any) -> bool:
     """Cheap pre-check: only these shapes can encode a cdktf token (strings and lists hold
-    `${TfToken[...]}`-style markers, numbers are huge negative doubles). Plain config
-    values skip the round trip to the jsii kernel."""
+    `${TfToken[...]}`-style markers, numbers are huge negative finite doubles, lists are
+    lists of such strings). Plain config values skip the round trip to the jsii kernel, and
+    so does anything it cannot carry: -inf, nan or a TOML date would kill the kernel (its
+    JSON has no such values), and every later call with it."""
     if isinstance(value, str):
         return "${" in value or "#{" in value
     if isinstance(value, float):
-        return value < -1e280
-    return isinstance(value, list) and any(_may_be_token(v) for v in value)
+        return math.isfinite(value) and value < -1e280
+    return (
+        isinstance(value, list)
+        and all(isinstance(v, str) for v in value)
+        and any(_may_be_token(v) for v in value)
+    )
 
 
 def is_token(value: Any) -> bool:
@@ -137,6 +143,15 @@ def notification_channels(field: str, value: Any) -> Problems:
     return problems
 
 
+def at_most(field: str, value: Any, other_field: str, other: Any) -> Problems:
+    """A cross-key rule, `value` <= `other` (a minimum and its maximum), once each key has
+    passed its own rule; nothing to say while either is still a token (known at apply
+    time)."""
+    if is_token(value) or is_token(other) or value <= other:
+        return []
+    return [f"{field}: got {value}, allowed at most {other_field} ({other})"]
+
+
 def delivery(
     where: str,
     ack_deadline_seconds: Any,
@@ -151,14 +166,12 @@ def delivery(
         f"{where}min_retry_backoff_seconds", min_retry_backoff_seconds, 0, 600
     ) + integer_in_range(f"{where}max_retry_backoff_seconds", max_retry_backoff_seconds, 0, 600)
     p += backoff
-    if (
-        not backoff
-        and not is_token(min_retry_backoff_seconds)
-        and min_retry_backoff_seconds > max_retry_backoff_seconds
-    ):
-        p.append(
-            f"{where}min_retry_backoff_seconds: got {min_retry_backoff_seconds}, allowed at "
-            f"most max_retry_backoff_seconds ({max_retry_backoff_seconds})"
+    if not backoff:
+        p += at_most(
+            f"{where}min_retry_backoff_seconds",
+            min_retry_backoff_seconds,
+            "max_retry_backoff_seconds",
+            max_retry_backoff_seconds,
         )
     p += integer_in_range(f"{where}max_delivery_attempts", max_delivery_attempts, 5, 100)
     return p

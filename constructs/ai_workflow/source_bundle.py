@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,14 @@ EXCLUDED_DIRS = frozenset(
 )
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 EXCLUDED_NAMES = frozenset({".DS_Store", ".env"})
+# Secrets never ship in the zip (the function reads them from Secret Manager, secret_env):
+# local env files and key files are left out, and a file holding a private key is refused.
+SECRET_FILE = re.compile(r"^(\.env\..*|.*\.(key|pem|p12|pfx)|id_(rsa|ecdsa|ed25519).*)$")
+PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----|\"private_key\"\s*:")
+
+
+class SecretInSourceError(ValueError):
+    """A file of the handler source holds a private key: one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +69,15 @@ def bundle_files(source_dir: Path) -> list[str]:
             continue
         if path.name in EXCLUDED_NAMES or path.name.endswith(EXCLUDED_SUFFIXES):
             continue
+        if SECRET_FILE.fullmatch(path.name):
+            continue
         files.append(rel.as_posix())
     return sorted(files)
 
 
 def build_source_bundle(source_dir: Path) -> SourceBundle:
-    """Zip `source_dir` deterministically; raises FileNotFoundError if it has no main.py."""
+    """Zip `source_dir` deterministically; raises FileNotFoundError if it has no main.py,
+    SecretInSourceError if a file holds a private key."""
     if not (source_dir / "main.py").is_file():
         raise FileNotFoundError(f"{source_dir.as_posix()}: no main.py to deploy")
     files = bundle_files(source_dir)
@@ -75,6 +87,12 @@ def build_source_bundle(source_dir: Path) -> SourceBundle:
             info = zipfile.ZipInfo(rel, date_time=FIXED_DATE_TIME)
             info.external_attr = (0o100644 & 0xFFFF) << 16
             info.create_system = 3
-            archive.writestr(info, (source_dir / rel).read_bytes())
+            content = (source_dir / rel).read_bytes()
+            if PRIVATE_KEY.search(content):
+                raise SecretInSourceError(
+                    f"{(source_dir / rel).as_posix()}: holds a private key, allowed no secrets "
+                    "in the function source (use secret_env: Secret Manager)"
+                )
+            archive.writestr(info, content)
     data = buffer.getvalue()
     return SourceBundle(data=data, sha256=hashlib.sha256(data).hexdigest(), files=tuple(files))

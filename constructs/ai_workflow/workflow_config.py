@@ -198,10 +198,9 @@ def settings_problems(where: str, s: WorkflowSettings) -> list[str]:
     instances = rules.integer_in_range(f"{where}max_instances", s.max_instances, 1, 1000)
     instances += rules.integer_in_range(f"{where}min_instances", s.min_instances, 0, 100)
     p += instances
-    if not instances and s.min_instances > s.max_instances:
-        p.append(
-            f"{where}min_instances: got {s.min_instances}, allowed at most max_instances "
-            f"({s.max_instances})"
+    if not instances:
+        p += rules.at_most(
+            f"{where}min_instances", s.min_instances, "max_instances", s.max_instances
         )
     p += rules.integer_in_range(
         f"{where}max_instance_request_concurrency", s.max_instance_request_concurrency, 1, 1000

@@ -478,6 +478,9 @@ def _cycles(upstream: dict[int, int]) -> dict[int, list[int]]:
     return on_cycle
 
 
+TOO_DEEP = "cannot read: arrays or inline tables nested too deeply, allowed a few hundred levels"
+
+
 def _read_settings(path: Path) -> dict[str, Any]:
     """The TOML table of a settings file; ConfigError names a file that cannot be read."""
     shown = path.as_posix()
@@ -494,6 +497,9 @@ def _read_settings(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{shown}: not valid TOML: {exc}"]) from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively, without a limit.
+        raise ConfigError([f"{shown}: {TOO_DEEP}"]) from None
 
 
 def load_environment(path: str | Path) -> EnvironmentConfig:
