@@ -19,7 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-PYTHON_VERSION = "3.11"
+# The Python of this project's machines (3.11.7); some pins (soupsieve 4.1.4, in checkov's
+# tree) need 3.11.5 or newer, which a bare "3.11" (3.11.0) would not resolve.
+PYTHON_VERSION = "3.11.7"
 PLATFORM = "linux"
 
 
