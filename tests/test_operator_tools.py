@@ -448,9 +448,10 @@ def run_replay_scenario(twin: TwinClient, stack: Path, twin_dir: Path) -> None:
         (
             ["--error", "bad_jsn"],
             "--error: got 'bad_jsn', allowed one of bad_base64, bad_envelope, bad_json, "
-            "bad_pipeline_event, bad_utf8, not_a_push_envelope, results_publish_rejected, "
+            "bad_pipeline_event, bad_utf8, event_too_large, non_finite_number, "
+            "not_a_push_envelope, request_not_serializable, results_publish_rejected, "
             "schema_violation, unknown_event_type, unknown_pipeline_job, unknown_route, "
-            "vertex_rejected, max_delivery_attempts",
+            "unpaired_surrogate, vertex_rejected, max_delivery_attempts",
         ),
         (
             ["--project", "acme-ai-prod"],

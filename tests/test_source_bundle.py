@@ -94,6 +94,7 @@ HANDLER_FILES = (
     "workflow_handler/google_apis.py",
     "workflow_handler/logs.py",
     "workflow_handler/settings.py",
+    "workflow_handler/wire.py",
 )
 # Top-level imports its requirements.txt provides (flask comes with functions-framework).
 REQUIRED_IMPORTS = {"functions_framework", "flask", "google", "requests"}

@@ -31,6 +31,8 @@ from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "function_src"))
+# Its sibling modules, also when it is run by path from elsewhere (runpy, another cwd).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pubsub_rest import reason  # tools/pubsub_rest.py
 
