@@ -201,13 +201,10 @@ class WorkflowHandler:
         published = self.apis.publish(
             self.settings.results_topic, events.encode_event(answer), attributes
         )
+        if published.kind == UNSENDABLE:
+            return self._unsendable("Pub/Sub", published.detail, salvage, ctx)
         if published.kind == TRANSIENT:
-            ctx.update(error_detail=published.detail)
-            return (
-                "WARNING",
-                "the probe answer failed to publish transiently; asking Pub/Sub to retry",
-                Reply(RETRY, {"outcome": "retry"}),
-            )
+            return _retry(ctx, published.detail, "the probe answer failed to publish transiently")
         if published.kind != OK:
             return self._dead_letter(
                 PermanentError(events.RESULTS_PUBLISH_REJECTED, published.detail), salvage, ctx
@@ -232,21 +229,11 @@ class WorkflowHandler:
             # A redelivery (or a concurrent one): the job exists, so this delivery succeeds too.
             job = self.apis.get_pipeline_job(job_id)
             if job.kind != OK:
-                ctx.update(error_detail=job.detail)
-                return (
-                    "WARNING",
-                    "pipeline job exists but could not be read; asking Pub/Sub to retry",
-                    Reply(RETRY, {"outcome": "retry"}),
-                )
+                return _retry(ctx, job.detail, "pipeline job exists but could not be read")
         elif created.kind == UNSENDABLE:
             return self._unsendable("Vertex AI", created.detail, salvage, ctx)
         elif created.kind == TRANSIENT:
-            ctx.update(error_detail=created.detail)
-            return (
-                "WARNING",
-                "transient error from Vertex AI; asking Pub/Sub to retry",
-                Reply(RETRY, {"outcome": "retry"}),
-            )
+            return _retry(ctx, created.detail, "transient error from Vertex AI")
         elif created.kind != OK:
             return self._dead_letter(
                 PermanentError(events.VERTEX_REJECTED, created.detail), salvage, ctx
@@ -304,12 +291,7 @@ class WorkflowHandler:
             )
         got = self.apis.get_pipeline_job(signal.job_id)
         if got.kind == TRANSIENT:
-            ctx.update(error_detail=got.detail)
-            return (
-                "WARNING",
-                "transient error reading the pipeline job; asking Pub/Sub to retry",
-                Reply(RETRY, {"outcome": "retry"}),
-            )
+            return _retry(ctx, got.detail, "transient error reading the pipeline job")
         if got.kind == PERMANENT and got.status == 404:
             raise PermanentError(events.UNKNOWN_PIPELINE_JOB, got.detail)
         if got.kind != OK:
@@ -511,13 +493,17 @@ class WorkflowHandler:
         )
 
 
+def _retry(ctx: _Context, detail: str, what: str) -> tuple[str, str, Reply]:
+    """A transient failure (`what` happened, `detail` from the API): logged with its
+    detail, and Pub/Sub asked to deliver the message again."""
+    ctx.update(error_detail=detail)
+    return ("WARNING", f"{what}; asking Pub/Sub to retry", Reply(RETRY, {"outcome": "retry"}))
+
+
 def _retry_unexpected_job(response: ApiResponse, ctx: _Context) -> tuple[str, str, Reply]:
     """A Vertex AI answer without a job name: logged, and Pub/Sub asked to retry."""
-    ctx.update(error_detail=f"{response.detail}: no job name in the response")
-    return (
-        "WARNING",
-        "unexpected response from Vertex AI; asking Pub/Sub to retry",
-        Reply(RETRY, {"outcome": "retry"}),
+    return _retry(
+        ctx, f"{response.detail}: no job name in the response", "unexpected response from Vertex AI"
     )
 
 

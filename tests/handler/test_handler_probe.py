@@ -16,7 +16,7 @@ from handler_fixtures import handler_env
 
 from workflow_handler import contract
 from workflow_handler.app import WorkflowHandler
-from workflow_handler.google_apis import ApiResponse
+from workflow_handler.google_apis import NOT_SENT, ApiResponse
 from workflow_handler.settings import ConfigError, load_settings
 
 SETTINGS = load_settings(handler_env(None, None))
@@ -112,6 +112,26 @@ def test_a_rejected_answer_dead_letters_the_probe() -> None:
     )
     topics = [topic for topic, _, _ in apis.published]
     assert topics == [SETTINGS.results_topic, SETTINGS.dead_letter_topic]
+
+
+def test_an_answer_that_cannot_be_encoded_is_our_bug_not_a_retry() -> None:
+    """As for every request the handler sends: nothing went out, so it is dead-lettered as
+    request_not_serializable with an ERROR line, never retried as a Pub/Sub error."""
+    apis = RecordingApis(results_status=NOT_SENT)
+    reply, lines = deliver(apis, {"type": "workflow.probe", "payload": {"nonce": "n"}})
+    assert (reply.status, reply.body) == (
+        200,
+        {"outcome": "dead_lettered", "error": "request_not_serializable"},
+    )
+    assert [topic for topic, _, _ in apis.published] == [
+        SETTINGS.results_topic,
+        SETTINGS.dead_letter_topic,
+    ]
+    assert lines[-1][:2] == (
+        "ERROR",
+        "bug: the handler could not serialize its own request to Pub/Sub; message "
+        "dead-lettered: request_not_serializable",
+    )
 
 
 def test_a_malformed_probe_is_dead_lettered_as_a_schema_violation() -> None:
